@@ -1,1 +1,204 @@
-//! placeholder
+//! Herald's durable store: the one place state lives.
+//!
+//! [`Store`] is shaped by what the API and the delivery engine need, in domain types. Two
+//! implementations: [`sqlite::SqliteStore`] (embedded, the default) and
+//! [`postgres::PostgresStore`] (several Herald nodes on one database). Both run the same SQL —
+//! written once in `shared.rs` and compiled for each backend — so they cannot drift apart; the
+//! conformance suite in `tests/` runs against both to prove it.
+//!
+//! Layout:
+//! - `lib.rs`: the trait, its errors and query types, and [`connect`].
+//! - `rows.rs`: database rows and their conversion into domain types.
+//! - `shared.rs`: the SQL both backends run (included into each backend module).
+//! - `sqlite.rs`, `postgres.rs`: connection set-up, pragmas, migrations.
+//! - `testing.rs` (feature `testing`): fresh databases for tests, dropped afterwards.
+
+#![forbid(unsafe_code)]
+
+use std::fmt;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use herald_core::api_key::ApiKey;
+use herald_core::delivery::Delivery;
+use herald_core::event::{Event, EventId};
+use herald_core::event_type::{EventType, EventTypeName};
+use herald_core::id::{ApiKeyId, ProjectId, WebhookId};
+use herald_core::page::{Page, PageRequest};
+use herald_core::project::{Project, ProjectName};
+use herald_core::time::Timestamp;
+use herald_core::webhook::{Webhook, WebhookStatus};
+
+pub mod postgres;
+mod rows;
+pub mod sqlite;
+#[cfg(feature = "testing")]
+pub mod testing;
+
+/// What the store reports that callers branch on. Database failures keep their cause.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("{entity} not found")]
+    NotFound { entity: &'static str },
+    #[error("another {entity} already has this {field}")]
+    Conflict {
+        entity: &'static str,
+        field: &'static str,
+    },
+    #[error("stored {what} could not be read back")]
+    Corrupt {
+        what: &'static str,
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+    #[error("database error")]
+    Database(#[from] sqlx::Error),
+    #[error("database migration failed")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+}
+
+pub type StoreResult<T> = Result<T, StoreError>;
+
+/// Which database backs the store, and where.
+#[derive(Clone, PartialEq, Eq)]
+pub enum StoreTarget {
+    /// An SQLite file, created if missing.
+    Sqlite { path: PathBuf },
+    /// A PostgreSQL database URL.
+    Postgres { url: String },
+}
+
+impl StoreTarget {
+    /// Reads a `--database-url`: `postgres://…`, `postgresql://…` or `sqlite://path`.
+    pub fn from_url(url: &str) -> Result<Self, String> {
+        if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            Ok(Self::Postgres {
+                url: url.to_owned(),
+            })
+        } else if let Some(path) = url.strip_prefix("sqlite://") {
+            Ok(Self::Sqlite { path: path.into() })
+        } else {
+            Err("must start with postgres://, postgresql:// or sqlite://".into())
+        }
+    }
+}
+
+impl fmt::Debug for StoreTarget {
+    /// Never shows a password that a PostgreSQL URL may carry.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Sqlite { path } => write!(f, "sqlite://{}", path.display()),
+            Self::Postgres { url } => match url::Url::parse(url) {
+                Ok(mut u) => {
+                    if u.password().is_some() {
+                        let _ = u.set_password(Some("redacted"));
+                    }
+                    write!(f, "{u}")
+                }
+                Err(_) => f.write_str("postgres://<unparseable>"),
+            },
+        }
+    }
+}
+
+/// Opens (creating if needed) and migrates the store.
+pub async fn connect(target: &StoreTarget) -> StoreResult<Arc<dyn Store>> {
+    Ok(match target {
+        StoreTarget::Sqlite { path } => Arc::new(sqlite::SqliteStore::open(path).await?),
+        StoreTarget::Postgres { url } => Arc::new(postgres::PostgresStore::open(url).await?),
+    })
+}
+
+/// Which webhooks to list.
+#[derive(Clone, Debug, Default)]
+pub struct WebhookQuery {
+    pub project: Option<ProjectId>,
+    pub status: Option<WebhookStatus>,
+    /// Only webhooks whose filter matches this event type.
+    pub event_type: Option<EventTypeName>,
+}
+
+/// What publishing an event did.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Published {
+    /// The event and its deliveries are committed.
+    Created,
+    /// An event with this id already existed in the project; nothing was written. Holds it.
+    Duplicate(Box<Event>),
+}
+
+#[async_trait]
+pub trait Store: Send + Sync + fmt::Debug {
+    /// `"sqlite"` or `"postgres"`.
+    fn backend(&self) -> &'static str;
+
+    /// Whether no API key was ever made (a first start).
+    async fn has_api_keys(&self) -> StoreResult<bool>;
+
+    async fn create_project(&self, project: &Project) -> StoreResult<()>;
+    async fn project(&self, id: &ProjectId) -> StoreResult<Project>;
+    async fn project_by_name(&self, name: &ProjectName) -> StoreResult<Project>;
+    /// Lists projects; `only` restricts the list to one project (a scoped key's view).
+    async fn list_projects(
+        &self,
+        only: Option<&ProjectId>,
+        page: &PageRequest,
+    ) -> StoreResult<Page<Project>>;
+    async fn rename_project(
+        &self,
+        id: &ProjectId,
+        name: &ProjectName,
+        at: Timestamp,
+    ) -> StoreResult<Project>;
+    /// Deletes a project and everything in it.
+    async fn delete_project(&self, id: &ProjectId) -> StoreResult<()>;
+
+    async fn create_event_type(&self, event_type: &EventType) -> StoreResult<()>;
+    async fn event_type(&self, project: &ProjectId, name: &EventTypeName)
+    -> StoreResult<EventType>;
+    async fn list_event_types(
+        &self,
+        project: &ProjectId,
+        include_archived: bool,
+        page: &PageRequest,
+    ) -> StoreResult<Page<EventType>>;
+    /// Saves description, schema and archived flag.
+    async fn update_event_type(&self, event_type: &EventType) -> StoreResult<()>;
+
+    async fn create_webhook(&self, webhook: &Webhook) -> StoreResult<()>;
+    async fn webhook(&self, id: &WebhookId) -> StoreResult<Webhook>;
+    async fn list_webhooks(
+        &self,
+        query: &WebhookQuery,
+        page: &PageRequest,
+    ) -> StoreResult<Page<Webhook>>;
+    /// Saves every mutable field of the webhook.
+    async fn update_webhook(&self, webhook: &Webhook) -> StoreResult<()>;
+    async fn delete_webhook(&self, id: &WebhookId) -> StoreResult<()>;
+    /// The project's active webhooks, to match a published event against.
+    async fn active_webhooks(&self, project: &ProjectId) -> StoreResult<Vec<Webhook>>;
+
+    async fn create_api_key(&self, key: &ApiKey) -> StoreResult<()>;
+    /// The unrevoked key whose token hashes to `token_hash`.
+    async fn api_key_by_token_hash(&self, token_hash: &str) -> StoreResult<ApiKey>;
+    async fn list_api_keys(&self, page: &PageRequest) -> StoreResult<Page<ApiKey>>;
+    async fn revoke_api_key(&self, id: &ApiKeyId, at: Timestamp) -> StoreResult<ApiKey>;
+
+    /// Commits the event and its deliveries in one transaction, or — if the project already has
+    /// an event with this id — writes nothing and returns the existing event.
+    async fn publish(&self, event: &Event, deliveries: &[Delivery]) -> StoreResult<Published>;
+    async fn event(&self, project: &ProjectId, id: &EventId) -> StoreResult<Event>;
+    async fn list_events(
+        &self,
+        project: &ProjectId,
+        event_type: Option<&EventTypeName>,
+        page: &PageRequest,
+    ) -> StoreResult<Page<Event>>;
+    async fn list_event_deliveries(
+        &self,
+        project: &ProjectId,
+        event: &EventId,
+        page: &PageRequest,
+    ) -> StoreResult<Page<Delivery>>;
+}

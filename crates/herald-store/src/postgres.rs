@@ -1,0 +1,45 @@
+//! The shared store: PostgreSQL, for several Herald nodes on one database.
+//!
+//! One pool serves reads and writes; PostgreSQL's own locking lets nodes share the work.
+//! Commits are durable with the server's default `synchronous_commit = on`.
+
+use sqlx::PgPool;
+use sqlx::postgres::PgPoolOptions;
+
+type Db = sqlx::Postgres;
+type ThisStore = PostgresStore;
+const BACKEND: &str = "postgres";
+
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
+
+#[derive(Clone, Debug)]
+pub struct PostgresStore {
+    pool: PgPool,
+}
+
+impl PostgresStore {
+    /// Connects to `url` and migrates (migrations take an advisory lock, so nodes starting
+    /// together do not race).
+    pub async fn open(url: &str) -> StoreResult<Self> {
+        Self::open_with(url, 16).await
+    }
+
+    pub async fn open_with(url: &str, max_connections: u32) -> StoreResult<Self> {
+        let pool = PgPoolOptions::new()
+            .max_connections(max_connections)
+            .connect(url)
+            .await?;
+        MIGRATOR.run(&pool).await?;
+        Ok(Self { pool })
+    }
+
+    fn writer(&self) -> &PgPool {
+        &self.pool
+    }
+
+    fn reader(&self) -> &PgPool {
+        &self.pool
+    }
+}
+
+include!("shared.rs");
