@@ -275,10 +275,14 @@ impl Shape {
             _ => preset,
         };
         let (base_format, base_scheme) = preset.unwrap_or(Preset::Standard).shape();
+        let format = format.unwrap_or(base_format);
+        let scheme = scheme.unwrap_or(base_scheme);
+        // `preset` names the pair only while the webhook really is that preset's pair.
+        let preset = preset.filter(|p| p.shape() == (format.clone(), scheme.clone()));
         Self {
             preset,
-            format: format.unwrap_or(base_format),
-            scheme: scheme.unwrap_or(base_scheme),
+            format,
+            scheme,
         }
     }
 }
@@ -413,7 +417,14 @@ mod tests {
         assert_eq!(s.scheme, SigningScheme::StandardWebhooks);
         let s = Shape::resolve(None, Some(Format::Raw), None);
         assert_eq!(s.preset, None);
-        assert_eq!(s.scheme, SigningScheme::StandardWebhooks);
+        let s = Shape::resolve(Some(Preset::Github), Some(Format::Standard), None);
+        assert_eq!(
+            s.preset, None,
+            "an overridden preset is no longer that preset"
+        );
+        let s = Shape::resolve(Some(Preset::Connect), Some(Format::Connect), None);
+        assert_eq!(s.preset, Some(Preset::Connect));
+        assert_eq!(s.scheme, SigningScheme::JwtHs256);
         for (i, name) in Preset::NAMES.iter().enumerate() {
             let p = Preset::from_name(name).unwrap();
             assert_eq!(p as usize, i);

@@ -1,0 +1,183 @@
+//! Request extractors that turn every malformed input into a problem naming the field:
+//! JSON bodies ([`JsonBody`]), query strings ([`QueryParams`]), and the paging parameters
+//! every list shares ([`PageParams`]).
+
+use axum::body::Bytes;
+use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::http::request::Parts;
+use axum::http::{StatusCode, header};
+use herald_core::page::{Page, PageRequest};
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+
+use crate::problem::ApiError;
+
+/// A JSON request body. Unknown fields, wrong types and missing fields are reported with the
+/// path of the field (422); syntax errors as malformed JSON (400); a body over the limit as 413.
+#[derive(Debug)]
+pub struct JsonBody<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let is_json = req
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.split(';').next())
+            .map(|m| {
+                let m = m.trim().to_ascii_lowercase();
+                m == "application/json" || (m.starts_with("application/") && m.ends_with("+json"))
+            })
+            .unwrap_or(false);
+        if !is_json {
+            return Err(ApiError::UnsupportedMediaType);
+        }
+        let limit = req
+            .extensions()
+            .get::<BodyLimit>()
+            .map_or(usize::MAX, |l| l.0);
+        let bytes = Bytes::from_request(req, state).await.map_err(|rejection| {
+            if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                ApiError::PayloadTooLarge { limit }
+            } else {
+                ApiError::MalformedJson(rejection.body_text())
+            }
+        })?;
+        parse_json(&bytes).map(JsonBody)
+    }
+}
+
+/// The configured body limit, put in request extensions so errors can quote it.
+#[derive(Clone, Copy, Debug)]
+pub struct BodyLimit(pub usize);
+
+/// Parses JSON, naming the field at fault.
+pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    let mut de = serde_json::Deserializer::from_slice(bytes);
+    let value = serde_path_to_error::deserialize(&mut de).map_err(|e| {
+        let path = e.path().to_string();
+        let inner = e.into_inner();
+        match inner.classify() {
+            serde_json::error::Category::Data => {
+                let message = inner.to_string();
+                let message = strip_position(&message);
+                invalid_at(&path, message).into()
+            }
+            _ => ApiError::MalformedJson(inner.to_string()),
+        }
+    })?;
+    de.end()
+        .map_err(|e| ApiError::MalformedJson(e.to_string()))?;
+    Ok(value)
+}
+
+/// serde_json appends " at line 1 column 9" to data errors; the field path says more.
+fn strip_position(message: &str) -> &str {
+    message.find(" at line ").map_or(message, |i| &message[..i])
+}
+
+/// Builds the field error for a serde data error at `path`. serde_path_to_error's path already
+/// ends at an unknown field, but stops at the parent of a missing one, so that name is added.
+fn invalid_at(path: &str, message: &str) -> herald_core::InvalidField {
+    let parent = if path == "." { "" } else { path };
+    if let Some(rest) = message.strip_prefix("unknown field `") {
+        let (name, expected) = rest.split_once('`').unwrap_or((rest, ""));
+        let field = if parent.is_empty() {
+            name.to_owned()
+        } else {
+            parent.to_owned()
+        };
+        let expected = expected.trim_start_matches(',').trim();
+        let message = if expected.is_empty() {
+            "is not a known field".to_owned()
+        } else {
+            format!("is not a known field ({expected})")
+        };
+        return herald_core::InvalidField::new(field, message);
+    }
+    if let Some(rest) = message.strip_prefix("missing field `") {
+        let name = rest.split('`').next().unwrap_or(rest);
+        let field = if parent.is_empty() {
+            name.to_owned()
+        } else {
+            format!("{parent}.{name}")
+        };
+        return herald_core::InvalidField::new(field, "is required");
+    }
+    let field = if parent.is_empty() { "body" } else { parent };
+    herald_core::InvalidField::new(field, message)
+}
+
+/// A query string, deserialised with the offending parameter named (400).
+#[derive(Debug)]
+pub struct QueryParams<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for QueryParams<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        let query = parts.uri.query().unwrap_or("");
+        let de = serde_urlencoded::Deserializer::new(form_urlencoded::parse(query.as_bytes()));
+        serde_path_to_error::deserialize(de)
+            .map(QueryParams)
+            .map_err(|e| {
+                let path = e.path().to_string();
+                let message = e.into_inner().to_string();
+                let field = invalid_at(&path, &message);
+                ApiError::BadQuery {
+                    field: if field.field == "body" {
+                        "query".into()
+                    } else {
+                        field.field
+                    },
+                    message: field.message,
+                }
+            })
+    }
+}
+
+/// `?limit=&cursor=`, shared by every list.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct PageParams {
+    /// Items per page, 1 to 250 (default 50).
+    pub limit: Option<i64>,
+    /// The `next_cursor` of the previous page.
+    pub cursor: Option<String>,
+}
+
+impl PageParams {
+    pub fn request(&self) -> Result<PageRequest, ApiError> {
+        page_request(self.limit, self.cursor.as_deref())
+    }
+}
+
+/// Reads `limit` and `cursor` for lists whose query has filters besides them (serde's `flatten`
+/// does not work with query strings, so each such query repeats the two fields).
+pub fn page_request(limit: Option<i64>, cursor: Option<&str>) -> Result<PageRequest, ApiError> {
+    PageRequest::parse(limit, cursor).map_err(|e| ApiError::BadQuery {
+        field: e.field,
+        message: e.message,
+    })
+}
+
+/// One page of a list, as every list endpoint answers.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct ListResponse<T> {
+    pub data: Vec<T>,
+    /// Pass as `cursor` to get the next page; `null` on the last page.
+    pub next_cursor: Option<String>,
+}
+
+impl<T> ListResponse<T> {
+    pub fn from_page<U>(page: Page<U>, view: impl FnMut(U) -> T) -> Self {
+        let next_cursor = page.next.as_ref().map(herald_core::page::Cursor::encode);
+        Self {
+            data: page.items.into_iter().map(view).collect(),
+            next_cursor,
+        }
+    }
+}

@@ -1,0 +1,178 @@
+//! The one error type at the HTTP edge, and its RFC 9457 problem+json rendering.
+//!
+//! Handlers return `Result<_, ApiError>`; store and domain errors convert into it with `?`.
+//! Internal errors log their whole cause chain and tell the client nothing private.
+
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use herald_core::InvalidField;
+use herald_store::StoreError;
+use serde::Serialize;
+
+pub const PROBLEM_JSON: &str = "application/problem+json";
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// A value failed validation (422).
+    #[error("{0}")]
+    Invalid(#[from] InvalidField),
+    /// The body is not well-formed JSON (400).
+    #[error("malformed JSON: {0}")]
+    MalformedJson(String),
+    /// A query string parameter is malformed (400).
+    #[error("bad query parameter {field}: {message}")]
+    BadQuery { field: String, message: String },
+    #[error("the request body must be JSON (Content-Type: application/json)")]
+    UnsupportedMediaType,
+    #[error("the request body is larger than the {limit}-byte limit")]
+    PayloadTooLarge { limit: usize },
+    #[error("{0}")]
+    Unauthorized(&'static str),
+    #[error("{0}")]
+    Forbidden(String),
+    #[error("{entity} not found")]
+    NotFound { entity: &'static str },
+    #[error("another {entity} already has this {field}")]
+    Conflict {
+        entity: &'static str,
+        field: &'static str,
+    },
+    #[error("no route for {method} {path}")]
+    NoRoute { method: String, path: String },
+    #[error("{method} is not allowed here")]
+    MethodNotAllowed { method: String },
+    #[error("internal error")]
+    Internal(#[source] Box<dyn std::error::Error + Send + Sync>),
+}
+
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::NotFound { entity } => Self::NotFound { entity },
+            StoreError::Conflict { entity, field } => Self::Conflict { entity, field },
+            other => Self::Internal(Box::new(other)),
+        }
+    }
+}
+
+/// An RFC 9457 problem document, with `field` naming the part of the request at fault.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct Problem {
+    /// A URI reference naming the kind of problem, e.g. `/problems/invalid-field`.
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub title: String,
+    pub status: u16,
+    pub detail: String,
+    /// The request field at fault, as a path (`headers.X-Foo`, `events[1]`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub field: Option<String>,
+}
+
+impl ApiError {
+    fn parts(&self) -> (StatusCode, &'static str, &'static str, Option<String>) {
+        use StatusCode as S;
+        match self {
+            Self::Invalid(e) => (
+                S::UNPROCESSABLE_ENTITY,
+                "invalid-field",
+                "Invalid field",
+                Some(e.field.clone()),
+            ),
+            Self::MalformedJson(_) => (S::BAD_REQUEST, "malformed-json", "Malformed JSON", None),
+            Self::BadQuery { field, .. } => (
+                S::BAD_REQUEST,
+                "invalid-query",
+                "Invalid query parameter",
+                Some(field.clone()),
+            ),
+            Self::UnsupportedMediaType => (
+                S::UNSUPPORTED_MEDIA_TYPE,
+                "unsupported-media-type",
+                "Unsupported media type",
+                None,
+            ),
+            Self::PayloadTooLarge { .. } => (
+                S::PAYLOAD_TOO_LARGE,
+                "payload-too-large",
+                "Payload too large",
+                None,
+            ),
+            Self::Unauthorized(_) => (S::UNAUTHORIZED, "unauthorized", "Unauthorized", None),
+            Self::Forbidden(_) => (S::FORBIDDEN, "forbidden", "Forbidden", None),
+            Self::NotFound { .. } => (S::NOT_FOUND, "not-found", "Not found", None),
+            Self::Conflict { field, .. } => (
+                S::CONFLICT,
+                "conflict",
+                "Conflict",
+                Some((*field).to_owned()),
+            ),
+            Self::NoRoute { .. } => (S::NOT_FOUND, "no-such-route", "No such route", None),
+            Self::MethodNotAllowed { .. } => (
+                S::METHOD_NOT_ALLOWED,
+                "method-not-allowed",
+                "Method not allowed",
+                None,
+            ),
+            Self::Internal(_) => (
+                S::INTERNAL_SERVER_ERROR,
+                "internal",
+                "Internal server error",
+                None,
+            ),
+        }
+    }
+
+    pub fn problem(&self) -> Problem {
+        let (status, slug, title, field) = self.parts();
+        Problem {
+            kind: format!("/problems/{slug}"),
+            title: title.to_owned(),
+            status: status.as_u16(),
+            detail: self.to_string(),
+            field,
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        if let Self::Internal(cause) = &self {
+            let mut chain = cause.to_string();
+            let mut source = cause.source();
+            while let Some(s) = source {
+                chain.push_str(": ");
+                chain.push_str(&s.to_string());
+                source = s.source();
+            }
+            tracing::error!(error = %chain, "internal error while handling a request");
+        }
+        let problem = self.problem();
+        let status =
+            StatusCode::from_u16(problem.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        let mut response = (status, axum::Json(problem)).into_response();
+        response
+            .headers_mut()
+            .insert(header::CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON));
+        if matches!(self, Self::Unauthorized(_)) {
+            response
+                .headers_mut()
+                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
+        response
+    }
+}
+
+/// Route fallbacks, so unknown paths and methods answer in problem+json too.
+pub async fn no_route(method: axum::http::Method, uri: axum::http::Uri) -> ApiError {
+    ApiError::NoRoute {
+        method: method.to_string(),
+        path: uri.path().to_owned(),
+    }
+}
+
+pub async fn method_not_allowed(method: axum::http::Method) -> ApiError {
+    ApiError::MethodNotAllowed {
+        method: method.to_string(),
+    }
+}

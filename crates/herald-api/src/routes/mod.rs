@@ -1,0 +1,8 @@
+//! One module per resource of the `/v1` API.
+
+pub mod api_keys;
+pub mod event_types;
+pub mod events;
+pub mod meta;
+pub mod projects;
+pub mod webhooks;

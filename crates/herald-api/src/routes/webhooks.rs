@@ -1,0 +1,626 @@
+//! `/v1/webhooks`: subscriptions of a URL to a project's events.
+//!
+//! Create and PATCH share one validation path: a PATCH overlays its fields on the stored webhook
+//! (re-expressed as a [`Draft`]) and the whole result is validated as a create would be, so no
+//! combination of partial updates can produce a webhook a create would refuse.
+
+use std::collections::BTreeMap;
+
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use chrono::{DateTime, Utc};
+use herald_core::InvalidField;
+use herald_core::auth::Action;
+use herald_core::event_type::EventTypeName;
+use herald_core::filter::EventFilter;
+use herald_core::id::{ProjectId, WebhookId};
+use herald_core::project::Project;
+use herald_core::secret::SigningSecret;
+use herald_core::shape::{Format, Preset, Shape, SigningScheme};
+use herald_core::time;
+use herald_core::validation::optional_text;
+use herald_core::webhook::{
+    CustomData, CustomHeaders, HttpMethod, RetryPolicy, TargetUrl, Timeout, Webhook, WebhookStatus,
+    webhook_name,
+};
+use herald_store::{StoreError, WebhookQuery};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use super::event_types::present;
+use crate::ApiState;
+use crate::auth::Caller;
+use crate::extract::{JsonBody, ListResponse, QueryParams, page_request};
+use crate::problem::{ApiError, Problem};
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct WebhookView {
+    id: WebhookId,
+    project_id: ProjectId,
+    name: String,
+    description: Option<String>,
+    url: String,
+    method: HttpMethod,
+    /// Event types subscribed to: exact names and `prefix.*` wildcards; `["*"]` for all.
+    events: Vec<String>,
+    headers: BTreeMap<String, String>,
+    custom_data: Value,
+    /// The preset this webhook's format and signing match, if any.
+    preset: Option<Preset>,
+    format: String,
+    /// The JSON template, when `format` is `custom`.
+    template: Option<Value>,
+    signing: SigningScheme,
+    timeout_seconds: u64,
+    /// `null`: the project's, then the server's default policy applies.
+    retry_policy: Option<RetryPolicy>,
+    status: WebhookStatus,
+    /// Why the status last changed, and who or what changed it.
+    status_reason: Option<String>,
+    /// The signing secret: shown only to roles that may see secrets, never in lists.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    secret: Option<String>,
+    created_at: DateTime<Utc>,
+    updated_at: DateTime<Utc>,
+}
+
+impl WebhookView {
+    fn new(w: Webhook, with_secret: bool) -> Self {
+        Self {
+            secret: with_secret.then(|| w.secret.expose().to_owned()),
+            events: w.filter.to_strings().unwrap_or_else(|| vec!["*".into()]),
+            preset: w.shape.preset,
+            format: w.shape.format.name().to_owned(),
+            template: w.shape.format.template().map(|t| t.as_value().clone()),
+            signing: w.shape.scheme,
+            id: w.id,
+            project_id: w.project_id,
+            name: w.name,
+            description: w.description,
+            url: w.url.as_str().to_owned(),
+            method: w.method,
+            headers: w.headers.as_map().clone(),
+            custom_data: Value::Object(w.custom_data.as_map().clone()),
+            timeout_seconds: w.timeout.duration().as_secs(),
+            retry_policy: w.retry_policy,
+            status: w.status,
+            status_reason: w.status_reason,
+            created_at: w.created_at,
+            updated_at: w.updated_at,
+        }
+    }
+
+    fn for_caller(w: Webhook, caller: &Caller) -> Self {
+        Self::new(w, caller.0.may(Action::SeeSecrets))
+    }
+}
+
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateWebhook {
+    /// Project id or name. Optional for project-scoped keys (their project).
+    project: Option<String>,
+    name: String,
+    description: Option<String>,
+    /// Where deliveries go: https (http only when the server allows it).
+    url: String,
+    /// `POST` (JSON body, the default) or `GET` (payload as query parameters).
+    method: Option<HttpMethod>,
+    /// Event types to receive: exact names and `prefix.*` wildcards. Omit for all.
+    events: Option<Vec<String>>,
+    /// Extra headers sent with every delivery.
+    headers: Option<BTreeMap<String, String>>,
+    /// A JSON object merged into every payload.
+    custom_data: Option<Value>,
+    /// `standard` (default), `cloudshare`, `event-data`, `connect` or `github`: sets format and
+    /// signing together; `format` and `signing` given alongside override it.
+    preset: Option<String>,
+    /// `standard`, `cloudshare`, `event-data`, `connect`, `raw` or `custom`.
+    format: Option<String>,
+    /// The JSON template for `format: custom`; `{{placeholders}}` are filled per delivery.
+    template: Option<Value>,
+    signing: Option<SigningScheme>,
+    /// 1 to 600 seconds (default 30).
+    timeout_seconds: Option<u64>,
+    retry_policy: Option<RetryPolicy>,
+    /// Start disabled with `false` (default true).
+    enabled: Option<bool>,
+}
+
+/// Fields absent stay as they are; `null` clears `description`, `custom_data`, `retry_policy`,
+/// and sets `events` back to all. `headers` replaces the whole set.
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateWebhook {
+    name: Option<String>,
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<String>)]
+    description: Option<Option<String>>,
+    url: Option<String>,
+    method: Option<HttpMethod>,
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<Vec<String>>)]
+    events: Option<Option<Vec<String>>>,
+    headers: Option<BTreeMap<String, String>>,
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<Object>)]
+    custom_data: Option<Option<Value>>,
+    preset: Option<String>,
+    format: Option<String>,
+    template: Option<Value>,
+    signing: Option<SigningScheme>,
+    timeout_seconds: Option<u64>,
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<RetryPolicy>)]
+    retry_policy: Option<Option<RetryPolicy>>,
+}
+
+/// A webhook's user-settable fields before validation.
+struct Draft {
+    name: String,
+    description: Option<String>,
+    url: String,
+    method: HttpMethod,
+    events: Option<Vec<String>>,
+    headers: BTreeMap<String, String>,
+    custom_data: Value,
+    preset: Option<Preset>,
+    format: Option<Format>,
+    signing: Option<SigningScheme>,
+    timeout_seconds: u64,
+    retry_policy: Option<RetryPolicy>,
+}
+
+/// The validated settable fields.
+struct Settings {
+    name: String,
+    description: Option<String>,
+    url: TargetUrl,
+    method: HttpMethod,
+    filter: EventFilter,
+    headers: CustomHeaders,
+    custom_data: CustomData,
+    shape: Shape,
+    timeout: Timeout,
+    retry_policy: Option<RetryPolicy>,
+}
+
+fn parse_preset(preset: Option<&str>) -> Result<Option<Preset>, InvalidField> {
+    preset.map(Preset::from_name).transpose()
+}
+
+impl Draft {
+    fn from_create(input: CreateWebhook) -> Result<Self, InvalidField> {
+        Ok(Self {
+            name: input.name,
+            description: input.description,
+            url: input.url,
+            method: input.method.unwrap_or(HttpMethod::Post),
+            events: input.events,
+            headers: input.headers.unwrap_or_default(),
+            custom_data: input.custom_data.unwrap_or(Value::Null),
+            preset: parse_preset(input.preset.as_deref())?,
+            format: match (input.format, input.template) {
+                (Some(name), template) => Some(Format::from_name(&name, template)?),
+                (None, Some(_)) => {
+                    return Err(InvalidField::new(
+                        "template",
+                        "needs \"format\": \"custom\"",
+                    ));
+                }
+                (None, None) => None,
+            },
+            signing: input.signing,
+            timeout_seconds: input.timeout_seconds.unwrap_or(Timeout::DEFAULT_SECONDS),
+            retry_policy: input.retry_policy,
+        })
+    }
+
+    fn from_stored(w: &Webhook) -> Self {
+        Self {
+            name: w.name.clone(),
+            description: w.description.clone(),
+            url: w.url.as_str().to_owned(),
+            method: w.method,
+            events: w.filter.to_strings(),
+            headers: w.headers.as_map().clone(),
+            custom_data: Value::Object(w.custom_data.as_map().clone()),
+            preset: w.shape.preset,
+            format: Some(w.shape.format.clone()),
+            signing: Some(w.shape.scheme.clone()),
+            timeout_seconds: w.timeout.duration().as_secs(),
+            retry_policy: w.retry_policy.clone(),
+        }
+    }
+
+    fn apply(mut self, patch: UpdateWebhook) -> Result<Self, InvalidField> {
+        if let Some(name) = patch.name {
+            self.name = name;
+        }
+        if let Some(description) = patch.description {
+            self.description = description;
+        }
+        if let Some(url) = patch.url {
+            self.url = url;
+        }
+        if let Some(method) = patch.method {
+            self.method = method;
+        }
+        if let Some(events) = patch.events {
+            self.events = events;
+        }
+        if let Some(headers) = patch.headers {
+            self.headers = headers;
+        }
+        if let Some(custom_data) = patch.custom_data {
+            self.custom_data = custom_data.unwrap_or(Value::Null);
+        }
+        if let Some(preset) = patch.preset {
+            // A new preset brings its own format and signing unless they are given too.
+            self.preset = parse_preset(Some(&preset))?;
+            self.format = None;
+            self.signing = None;
+        }
+        match (patch.format, patch.template) {
+            (Some(name), template) => self.format = Some(Format::from_name(&name, template)?),
+            (None, Some(template)) => match self.format {
+                Some(Format::Custom { .. }) => {
+                    self.format = Some(Format::from_name("custom", Some(template))?);
+                }
+                _ => {
+                    return Err(InvalidField::new(
+                        "template",
+                        "needs \"format\": \"custom\"",
+                    ));
+                }
+            },
+            (None, None) => {}
+        }
+        if let Some(signing) = patch.signing {
+            self.signing = Some(signing);
+        }
+        if let Some(timeout) = patch.timeout_seconds {
+            self.timeout_seconds = timeout;
+        }
+        if let Some(policy) = patch.retry_policy {
+            self.retry_policy = policy;
+        }
+        Ok(self)
+    }
+
+    async fn validate(self, state: &ApiState, project: &ProjectId) -> Result<Settings, ApiError> {
+        let filter = EventFilter::parse(self.events.as_deref())?;
+        let signing = self
+            .signing
+            .map(|s| s.validate().map_err(|e| e.within("signing")))
+            .transpose()?;
+        let shape = Shape::resolve(self.preset, self.format, signing);
+        let settings = Settings {
+            name: webhook_name(&self.name)?,
+            description: optional_text("description", self.description.as_deref(), 1000)?,
+            url: TargetUrl::parse(&self.url, state.settings.allow_http)?,
+            method: self.method,
+            headers: CustomHeaders::parse(self.headers, &shape)?,
+            custom_data: CustomData::parse(self.custom_data)?,
+            shape,
+            timeout: Timeout::from_seconds(self.timeout_seconds)?,
+            retry_policy: self
+                .retry_policy
+                .map(|p| p.validate().map_err(|e| e.within("retry_policy")))
+                .transpose()?,
+            filter,
+        };
+        check_event_types_exist(state, project, &settings.filter).await?;
+        Ok(settings)
+    }
+}
+
+/// Exact names in a filter must be known, unarchived event types of the project.
+async fn check_event_types_exist(
+    state: &ApiState,
+    project: &ProjectId,
+    filter: &EventFilter,
+) -> Result<(), ApiError> {
+    for (i, name) in filter.exact_names() {
+        let field = format!("events[{i}]");
+        match state.store.event_type(project, name).await {
+            Ok(t) if t.archived => {
+                return Err(InvalidField::new(
+                    field,
+                    format!("event type \"{}\" is archived", name.as_str()),
+                )
+                .into());
+            }
+            Ok(_) => {}
+            Err(StoreError::NotFound { .. }) => {
+                return Err(InvalidField::new(
+                    field,
+                    format!("\"{}\" is not an event type of this project", name.as_str()),
+                )
+                .into());
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok(())
+}
+
+/// Loads a webhook the caller may see for `action`, or 404.
+async fn load(
+    state: &ApiState,
+    caller: &Caller,
+    id: &str,
+    action: Action,
+) -> Result<Webhook, ApiError> {
+    caller.require(action)?;
+    let id = WebhookId::parse(id).map_err(|_| ApiError::NotFound { entity: "webhook" })?;
+    let webhook = state.store.webhook(&id).await?;
+    caller.scope(&webhook.project_id, "webhook")?;
+    Ok(webhook)
+}
+
+/// The project a create targets: as named, or the scoped key's own.
+async fn target_project(
+    state: &ApiState,
+    caller: &Caller,
+    named: Option<&str>,
+) -> Result<Project, ApiError> {
+    match (named, &caller.0.project) {
+        (Some(reference), _) => {
+            caller
+                .project(state, reference, Action::ManageWebhooks)
+                .await
+        }
+        (None, Some(own)) => {
+            caller
+                .project(state, own.as_str(), Action::ManageWebhooks)
+                .await
+        }
+        (None, None) => {
+            caller.require(Action::ManageWebhooks)?;
+            Err(InvalidField::new("project", "is required for keys not scoped to a project").into())
+        }
+    }
+}
+
+/// Create a webhook. The answer includes its signing secret for roles that may see it.
+#[utoipa::path(post, path = "/v1/webhooks", tag = "webhooks", request_body = CreateWebhook,
+    responses((status = 201, body = WebhookView), (status = 404, body = Problem), (status = 409, body = Problem), (status = 422, body = Problem)))]
+pub async fn create(
+    State(state): State<ApiState>,
+    caller: Caller,
+    JsonBody(input): JsonBody<CreateWebhook>,
+) -> Result<(StatusCode, Json<WebhookView>), ApiError> {
+    let project = target_project(&state, &caller, input.project.as_deref()).await?;
+    let enabled = input.enabled.unwrap_or(true);
+    let s = Draft::from_create(input)?
+        .validate(&state, &project.id)
+        .await?;
+    let now = time::now();
+    let (status, status_reason) = if enabled {
+        (WebhookStatus::Active, None)
+    } else {
+        (
+            WebhookStatus::Disabled,
+            Some(format!("created disabled by {}", caller.0.key_id)),
+        )
+    };
+    let webhook = Webhook {
+        id: WebhookId::new(),
+        project_id: project.id,
+        name: s.name,
+        description: s.description,
+        url: s.url,
+        method: s.method,
+        filter: s.filter,
+        headers: s.headers,
+        custom_data: s.custom_data,
+        shape: s.shape,
+        timeout: s.timeout,
+        retry_policy: s.retry_policy,
+        status,
+        status_reason,
+        secret: SigningSecret::generate(),
+        created_at: now,
+        updated_at: now,
+    };
+    state.store.create_webhook(&webhook).await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(WebhookView::for_caller(webhook, &caller)),
+    ))
+}
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct ListWebhooks {
+    /// Only this project's webhooks (id or name).
+    project: Option<String>,
+    /// Only webhooks in this status.
+    status: Option<WebhookStatus>,
+    /// Only webhooks that would receive this event type.
+    event_type: Option<String>,
+    /// Items per page, 1 to 250 (default 50).
+    limit: Option<i64>,
+    /// The `next_cursor` of the previous page.
+    cursor: Option<String>,
+}
+
+/// List webhooks, newest first. Scoped keys see only their project's.
+#[utoipa::path(get, path = "/v1/webhooks", tag = "webhooks", params(ListWebhooks),
+    responses((status = 200, body = ListResponse<WebhookView>), (status = 400, body = Problem), (status = 404, body = Problem)))]
+pub async fn list(
+    State(state): State<ApiState>,
+    caller: Caller,
+    QueryParams(q): QueryParams<ListWebhooks>,
+) -> Result<Json<ListResponse<WebhookView>>, ApiError> {
+    caller.require(Action::ReadWebhooks)?;
+    let page = page_request(q.limit, q.cursor.as_deref())?;
+    let event_type = q
+        .event_type
+        .as_deref()
+        .map(EventTypeName::parse)
+        .transpose()
+        .map_err(|e| ApiError::BadQuery {
+            field: "event_type".into(),
+            message: e.message,
+        })?;
+    let project = match (&q.project, &caller.0.project) {
+        (Some(reference), _) => Some(
+            caller
+                .project(&state, reference, Action::ReadWebhooks)
+                .await?
+                .id,
+        ),
+        (None, own) => own.clone(),
+    };
+    let query = WebhookQuery {
+        project,
+        status: q.status,
+        event_type,
+    };
+    let found = state.store.list_webhooks(&query, &page).await?;
+    Ok(Json(ListResponse::from_page(found, |w| {
+        WebhookView::new(w, false)
+    })))
+}
+
+/// Get a webhook; its secret is included for roles that may see it.
+#[utoipa::path(get, path = "/v1/webhooks/{id}", tag = "webhooks",
+    params(("id" = String, Path, description = "Webhook id")),
+    responses((status = 200, body = WebhookView), (status = 404, body = Problem)))]
+pub async fn get(
+    State(state): State<ApiState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Json<WebhookView>, ApiError> {
+    let webhook = load(&state, &caller, &id, Action::ReadWebhooks).await?;
+    Ok(Json(WebhookView::for_caller(webhook, &caller)))
+}
+
+/// Change some of a webhook's settings.
+#[utoipa::path(patch, path = "/v1/webhooks/{id}", tag = "webhooks", request_body = UpdateWebhook,
+    params(("id" = String, Path, description = "Webhook id")),
+    responses((status = 200, body = WebhookView), (status = 404, body = Problem), (status = 409, body = Problem), (status = 422, body = Problem)))]
+pub async fn update(
+    State(state): State<ApiState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    JsonBody(patch): JsonBody<UpdateWebhook>,
+) -> Result<Json<WebhookView>, ApiError> {
+    let mut webhook = load(&state, &caller, &id, Action::ManageWebhooks).await?;
+    let s = Draft::from_stored(&webhook)
+        .apply(patch)?
+        .validate(&state, &webhook.project_id)
+        .await?;
+    webhook.name = s.name;
+    webhook.description = s.description;
+    webhook.url = s.url;
+    webhook.method = s.method;
+    webhook.filter = s.filter;
+    webhook.headers = s.headers;
+    webhook.custom_data = s.custom_data;
+    webhook.shape = s.shape;
+    webhook.timeout = s.timeout;
+    webhook.retry_policy = s.retry_policy;
+    webhook.updated_at = time::now();
+    state.store.update_webhook(&webhook).await?;
+    Ok(Json(WebhookView::for_caller(webhook, &caller)))
+}
+
+/// Delete a webhook and its deliveries.
+#[utoipa::path(delete, path = "/v1/webhooks/{id}", tag = "webhooks",
+    params(("id" = String, Path, description = "Webhook id")),
+    responses((status = 204), (status = 404, body = Problem)))]
+pub async fn delete(
+    State(state): State<ApiState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    let webhook = load(&state, &caller, &id, Action::ManageWebhooks).await?;
+    state.store.delete_webhook(&webhook.id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn set_status(
+    state: &ApiState,
+    caller: &Caller,
+    id: &str,
+    status: WebhookStatus,
+    verb: &str,
+) -> Result<Json<WebhookView>, ApiError> {
+    let mut webhook = load(state, caller, id, Action::ManageWebhooks).await?;
+    if webhook.status != status {
+        webhook.status = status;
+        webhook.status_reason = Some(format!("{verb} by {}", caller.0.key_id));
+        webhook.updated_at = time::now();
+        state.store.update_webhook(&webhook).await?;
+    }
+    Ok(Json(WebhookView::for_caller(webhook, caller)))
+}
+
+/// Enable a webhook (from disabled or out of order).
+#[utoipa::path(post, path = "/v1/webhooks/{id}/enable", tag = "webhooks",
+    params(("id" = String, Path, description = "Webhook id")),
+    responses((status = 200, body = WebhookView), (status = 404, body = Problem)))]
+pub async fn enable(
+    State(state): State<ApiState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Json<WebhookView>, ApiError> {
+    set_status(&state, &caller, &id, WebhookStatus::Active, "enabled").await
+}
+
+/// Disable a webhook: no new deliveries are made to it until it is enabled.
+#[utoipa::path(post, path = "/v1/webhooks/{id}/disable", tag = "webhooks",
+    params(("id" = String, Path, description = "Webhook id")),
+    responses((status = 200, body = WebhookView), (status = 404, body = Problem)))]
+pub async fn disable(
+    State(state): State<ApiState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Json<WebhookView>, ApiError> {
+    set_status(&state, &caller, &id, WebhookStatus::Disabled, "disabled").await
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct SecretView {
+    /// The signing secret (`whsec_…`).
+    secret: String,
+}
+
+/// Get a webhook's signing secret (admins and project admins).
+#[utoipa::path(get, path = "/v1/webhooks/{id}/secret", tag = "webhooks",
+    params(("id" = String, Path, description = "Webhook id")),
+    responses((status = 200, body = SecretView), (status = 403, body = Problem), (status = 404, body = Problem)))]
+pub async fn secret(
+    State(state): State<ApiState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Json<SecretView>, ApiError> {
+    let webhook = load(&state, &caller, &id, Action::SeeSecrets).await?;
+    Ok(Json(SecretView {
+        secret: webhook.secret.expose().to_owned(),
+    }))
+}
+
+/// Replace a webhook's signing secret with a new one, returned once here.
+#[utoipa::path(post, path = "/v1/webhooks/{id}/secret/rotate", tag = "webhooks",
+    params(("id" = String, Path, description = "Webhook id")),
+    responses((status = 200, body = SecretView), (status = 403, body = Problem), (status = 404, body = Problem)))]
+pub async fn rotate_secret(
+    State(state): State<ApiState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Json<SecretView>, ApiError> {
+    caller.require(Action::SeeSecrets)?;
+    let mut webhook = load(&state, &caller, &id, Action::ManageWebhooks).await?;
+    webhook.secret = SigningSecret::generate();
+    webhook.updated_at = time::now();
+    state.store.update_webhook(&webhook).await?;
+    Ok(Json(SecretView {
+        secret: webhook.secret.expose().to_owned(),
+    }))
+}

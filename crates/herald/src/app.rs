@@ -1,0 +1,154 @@
+//! The application: store, API and listener, built from a [`Config`] and run until shutdown.
+//!
+//! `App::build` does everything that can fail at start (open and migrate the store, create the
+//! first admin key, bind the port) so that `run` only serves.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use herald_api::{ApiSettings, ApiState};
+use herald_core::api_key::ApiKey;
+use herald_core::auth::Role;
+use herald_core::secret::ApiKeyToken;
+use herald_core::time;
+use herald_store::Store;
+use secrecy::ExposeSecret;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::Config;
+
+#[derive(Debug)]
+pub struct App {
+    listener: TcpListener,
+    store: Arc<dyn Store>,
+    router: axum::Router,
+    first_admin_key: Option<FirstAdminKey>,
+    shutdown_grace: Duration,
+}
+
+/// The admin key made on a first start.
+#[derive(Debug, Clone)]
+pub struct FirstAdminKey {
+    pub token: ApiKeyToken,
+    /// Whether Herald generated it (and must show it once), or took it from the configuration.
+    pub generated: bool,
+}
+
+impl App {
+    pub async fn build(config: &Config) -> anyhow::Result<Self> {
+        let target = config.store_target()?;
+        let store = herald_store::connect(&target)
+            .await
+            .with_context(|| format!("opening the store at {target:?}"))?;
+        let first_admin_key = bootstrap_admin_key(store.as_ref(), config).await?;
+        let state = ApiState {
+            store: store.clone(),
+            settings: Arc::new(ApiSettings {
+                allow_http: config.allow_http,
+                max_body_bytes: config.max_body_bytes,
+            }),
+        };
+        let listener = TcpListener::bind(config.listen)
+            .await
+            .with_context(|| format!("listening on {}", config.listen))?;
+        tracing::info!(address = %listener.local_addr()?, store = store.backend(), "Herald is ready");
+        Ok(Self {
+            listener,
+            store,
+            router: herald_api::router(state),
+            first_admin_key,
+            shutdown_grace: Duration::from_secs(config.shutdown_grace_seconds),
+        })
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.listener
+            .local_addr()
+            .unwrap_or_else(|_| SocketAddr::from(([127, 0, 0, 1], 0)))
+    }
+
+    pub fn store(&self) -> Arc<dyn Store> {
+        self.store.clone()
+    }
+
+    /// The admin key created by this start, if the store had none.
+    pub fn first_admin_key(&self) -> Option<&FirstAdminKey> {
+        self.first_admin_key.as_ref()
+    }
+
+    /// Serves until `shutdown` is cancelled, then lets in-flight requests finish within the
+    /// grace period.
+    pub async fn run(self, shutdown: CancellationToken) -> anyhow::Result<()> {
+        let grace = self.shutdown_grace;
+        let stopping = shutdown.clone();
+        let server = axum::serve(self.listener, self.router)
+            .with_graceful_shutdown(async move { stopping.cancelled().await });
+        let served = tokio::spawn(async move { server.await });
+        shutdown.cancelled().await;
+        match tokio::time::timeout(grace, served).await {
+            Ok(joined) => joined.context("the server task")?.context("serving HTTP")?,
+            Err(_) => tracing::warn!(
+                ?grace,
+                "requests still in flight after the grace period; stopping anyway"
+            ),
+        }
+        tracing::info!("Herald stopped");
+        Ok(())
+    }
+}
+
+/// On a first start (no API key at all), creates the admin key: the configured one, or a new one.
+async fn bootstrap_admin_key(
+    store: &dyn Store,
+    config: &Config,
+) -> anyhow::Result<Option<FirstAdminKey>> {
+    if store.has_api_keys().await? {
+        return Ok(None);
+    }
+    let (token, generated) = match &config.admin_key {
+        Some(given) => (
+            ApiKeyToken::from_given(given.expose_secret().to_owned()),
+            false,
+        ),
+        None => (ApiKeyToken::generate(), true),
+    };
+    let key = ApiKey::issue(
+        "admin".into(),
+        Role::Admin,
+        None,
+        token.clone(),
+        time::now(),
+    )?;
+    store.create_api_key(&key).await?;
+    Ok(Some(FirstAdminKey { token, generated }))
+}
+
+/// A token cancelled by SIGINT or SIGTERM.
+pub fn shutdown_on_signals() -> CancellationToken {
+    let token = CancellationToken::new();
+    let trigger = token.clone();
+    tokio::spawn(async move {
+        let ctrl_c = tokio::signal::ctrl_c();
+        #[cfg(unix)]
+        let term = async {
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(mut s) => {
+                    s.recv().await;
+                }
+                Err(_) => std::future::pending::<()>().await,
+            }
+        };
+        #[cfg(not(unix))]
+        let term = std::future::pending::<()>();
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term => {}
+        }
+        tracing::info!("shutdown requested");
+        trigger.cancel();
+    });
+    token
+}

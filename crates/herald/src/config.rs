@@ -1,0 +1,226 @@
+//! Configuration: one typed struct, layered, validated once.
+//!
+//! Layers, later winning: compiled-in defaults → the TOML file given by `--config` /
+//! `HERALD_CONFIG` → `HERALD_*` environment variables → command-line flags. The environment and
+//! flags are read by clap (so `--help` lists both); the file and the defaults are merged by
+//! figment. `herald.example.toml` at the repository root documents every key.
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use figment::Figment;
+use figment::providers::{Format, Serialized, Toml};
+use herald_store::StoreTarget;
+use secrecy::{ExposeSecret, SecretString};
+use serde::{Deserialize, Serialize};
+
+/// The server's configuration, after all layers.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// Address the HTTP API listens on.
+    #[serde(default = "defaults::listen")]
+    pub listen: SocketAddr,
+    /// Folder for the embedded SQLite database (used when `database_url` is not set).
+    #[serde(default = "defaults::data_dir")]
+    pub data_dir: PathBuf,
+    /// `postgres://…` to use PostgreSQL, or `sqlite://path`; unset: SQLite in `data_dir`.
+    #[serde(default)]
+    pub database_url: Option<SecretString>,
+    /// Accept plain-http webhook URLs (development only).
+    #[serde(default)]
+    pub allow_http: bool,
+    /// Largest request body accepted, in bytes.
+    #[serde(default = "defaults::max_body_bytes")]
+    pub max_body_bytes: usize,
+    /// The first admin API key, used only when the store has no key yet; generated if unset.
+    #[serde(default)]
+    pub admin_key: Option<SecretString>,
+    /// Log filter, in `RUST_LOG` syntax.
+    #[serde(default = "defaults::log")]
+    pub log: String,
+    /// Seconds to let in-flight requests finish on shutdown.
+    #[serde(default = "defaults::shutdown_grace_seconds")]
+    pub shutdown_grace_seconds: u64,
+}
+
+mod defaults {
+    use std::net::SocketAddr;
+    use std::path::PathBuf;
+
+    pub fn listen() -> SocketAddr {
+        SocketAddr::from(([127, 0, 0, 1], 8080))
+    }
+    pub fn data_dir() -> PathBuf {
+        PathBuf::from("herald-data")
+    }
+    pub fn max_body_bytes() -> usize {
+        1024 * 1024
+    }
+    pub fn log() -> String {
+        "info".into()
+    }
+    pub fn shutdown_grace_seconds() -> u64 {
+        10
+    }
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            listen: defaults::listen(),
+            data_dir: defaults::data_dir(),
+            database_url: None,
+            allow_http: false,
+            max_body_bytes: defaults::max_body_bytes(),
+            admin_key: None,
+            log: defaults::log(),
+            shutdown_grace_seconds: defaults::shutdown_grace_seconds(),
+        }
+    }
+}
+
+impl fmt::Debug for Config {
+    /// Secrets stay hidden: the database URL shows without its password.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Config")
+            .field("listen", &self.listen)
+            .field("data_dir", &self.data_dir)
+            .field("store", &self.store_target().ok())
+            .field("allow_http", &self.allow_http)
+            .field("max_body_bytes", &self.max_body_bytes)
+            .field("admin_key", &self.admin_key.as_ref().map(|_| "<redacted>"))
+            .field("log", &self.log)
+            .field("shutdown_grace_seconds", &self.shutdown_grace_seconds)
+            .finish()
+    }
+}
+
+/// Settings given on the command line or in `HERALD_*` variables (flags win over variables).
+/// Only those given are serialised, so unset ones leave the file's or the default value.
+#[derive(Debug, Default, Clone, clap::Args, Serialize)]
+pub struct ServeArgs {
+    /// A TOML configuration file (see herald.example.toml).
+    #[arg(long, env = "HERALD_CONFIG", value_name = "FILE")]
+    #[serde(skip)]
+    pub config: Option<PathBuf>,
+    /// Address to listen on [default: 127.0.0.1:8080].
+    #[arg(long, env = "HERALD_LISTEN", value_name = "ADDR")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub listen: Option<SocketAddr>,
+    /// Folder for the embedded SQLite database [default: ./herald-data].
+    #[arg(long, env = "HERALD_DATA_DIR", value_name = "DIR")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub data_dir: Option<PathBuf>,
+    /// Use this database instead: postgres://user@host/db or sqlite://path.
+    #[arg(
+        long,
+        env = "HERALD_DATABASE_URL",
+        value_name = "URL",
+        hide_env_values = true
+    )]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub database_url: Option<String>,
+    /// Accept plain-http webhook URLs (development only).
+    #[arg(long, env = "HERALD_ALLOW_HTTP", num_args = 0..=1, default_missing_value = "true", value_name = "BOOL")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub allow_http: Option<bool>,
+    /// Largest request body accepted, in bytes [default: 1048576].
+    #[arg(long, env = "HERALD_MAX_BODY_BYTES", value_name = "BYTES")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_body_bytes: Option<usize>,
+    /// The first admin API key (only used when the store has none yet) [default: generated].
+    #[arg(
+        long,
+        env = "HERALD_ADMIN_KEY",
+        value_name = "KEY",
+        hide_env_values = true
+    )]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub admin_key: Option<String>,
+    /// Log filter, RUST_LOG syntax [default: info].
+    #[arg(long, env = "HERALD_LOG", value_name = "FILTER")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub log: Option<String>,
+    /// Seconds to let in-flight requests finish on shutdown [default: 10].
+    #[arg(long, env = "HERALD_SHUTDOWN_GRACE_SECONDS", value_name = "SECONDS")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub shutdown_grace_seconds: Option<u64>,
+}
+
+/// A configuration that cannot be used, saying which setting and why.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("configuration: {0}")]
+    Load(#[from] Box<figment::Error>),
+    #[error("configuration file {0} does not exist")]
+    MissingFile(PathBuf),
+    #[error("configuration: {field} {message}")]
+    Invalid {
+        field: &'static str,
+        message: String,
+    },
+}
+
+impl Config {
+    /// Merges the layers and validates the result.
+    pub fn load(args: &ServeArgs) -> Result<Self, ConfigError> {
+        let mut figment = Figment::new();
+        if let Some(file) = &args.config {
+            if !file.exists() {
+                return Err(ConfigError::MissingFile(file.clone()));
+            }
+            figment = figment.merge(Toml::file_exact(file));
+        }
+        let config: Self = figment
+            .merge(Serialized::defaults(args))
+            .extract()
+            .map_err(Box::new)?;
+        config.validate()
+    }
+
+    /// Reads just a TOML file over the defaults (used to check the example file).
+    pub fn from_toml_file(path: &Path) -> Result<Self, ConfigError> {
+        let config: Self = Figment::new()
+            .merge(Toml::file_exact(path))
+            .extract()
+            .map_err(Box::new)?;
+        config.validate()
+    }
+
+    fn validate(self) -> Result<Self, ConfigError> {
+        self.store_target()?;
+        if !(1024..=64 * 1024 * 1024).contains(&self.max_body_bytes) {
+            return Err(ConfigError::Invalid {
+                field: "max_body_bytes",
+                message: "must be between 1024 and 67108864".into(),
+            });
+        }
+        if let Some(key) = &self.admin_key {
+            let key = key.expose_secret();
+            if key.len() < 20 || !key.bytes().all(|b| b.is_ascii_graphic()) {
+                return Err(ConfigError::Invalid {
+                    field: "admin_key",
+                    message: "must be at least 20 visible ASCII characters".into(),
+                });
+            }
+        }
+        Ok(self)
+    }
+
+    /// The database to use: `database_url` if set, else SQLite in `data_dir`.
+    pub fn store_target(&self) -> Result<StoreTarget, ConfigError> {
+        match &self.database_url {
+            None => Ok(StoreTarget::Sqlite {
+                path: self.data_dir.join("herald.db"),
+            }),
+            Some(url) => {
+                StoreTarget::from_url(url.expose_secret()).map_err(|message| ConfigError::Invalid {
+                    field: "database_url",
+                    message,
+                })
+            }
+        }
+    }
+}
