@@ -224,3 +224,105 @@ impl Config {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn write(contents: &str) -> (tempfile::TempDir, PathBuf) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("herald.toml");
+        std::fs::write(&path, contents).unwrap();
+        (dir, path)
+    }
+
+    #[test]
+    fn the_example_file_documents_valid_settings_equal_to_the_defaults() {
+        let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../herald.example.toml");
+        let config = Config::from_toml_file(&example).unwrap();
+        let defaults = Config::default();
+        assert_eq!(config.listen, defaults.listen);
+        assert_eq!(config.data_dir, defaults.data_dir);
+        assert_eq!(config.max_body_bytes, defaults.max_body_bytes);
+        assert_eq!(config.allow_http, defaults.allow_http);
+        assert_eq!(config.log, defaults.log);
+    }
+
+    #[test]
+    fn flags_override_the_file_which_overrides_the_defaults() {
+        let (_dir, path) =
+            write("listen = \"127.0.0.1:9000\"\nlog = \"debug\"\nallow_http = true\n");
+        let args = ServeArgs {
+            config: Some(path),
+            listen: Some("127.0.0.1:9100".parse().unwrap()),
+            ..ServeArgs::default()
+        };
+        let config = Config::load(&args).unwrap();
+        assert_eq!(config.listen.port(), 9100, "the flag wins");
+        assert_eq!(config.log, "debug", "the file wins over the default");
+        assert!(config.allow_http);
+        assert_eq!(config.max_body_bytes, 1024 * 1024, "the default stays");
+        assert_eq!(
+            config.store_target().unwrap(),
+            StoreTarget::Sqlite {
+                path: PathBuf::from("herald-data/herald.db")
+            }
+        );
+    }
+
+    #[test]
+    fn bad_settings_name_the_setting() {
+        let (_dir, path) = write("listen = \"nowhere\"\n");
+        let err = Config::load(&ServeArgs {
+            config: Some(path),
+            ..ServeArgs::default()
+        })
+        .unwrap_err();
+        assert!(err.to_string().contains("listen"), "{err}");
+        let (_dir, path) = write("lisen = \"127.0.0.1:1\"\n");
+        let err = Config::load(&ServeArgs {
+            config: Some(path),
+            ..ServeArgs::default()
+        })
+        .unwrap_err();
+        assert!(err.to_string().contains("lisen"), "{err}");
+        let err = Config::load(&ServeArgs {
+            database_url: Some("mysql://x".into()),
+            ..ServeArgs::default()
+        })
+        .unwrap_err();
+        assert!(err.to_string().contains("database_url"), "{err}");
+        let err = Config::load(&ServeArgs {
+            admin_key: Some("short".into()),
+            ..ServeArgs::default()
+        })
+        .unwrap_err();
+        assert!(err.to_string().contains("admin_key"), "{err}");
+        let err = Config::load(&ServeArgs {
+            max_body_bytes: Some(1),
+            ..ServeArgs::default()
+        })
+        .unwrap_err();
+        assert!(err.to_string().contains("max_body_bytes"), "{err}");
+        let missing = ServeArgs {
+            config: Some("/nonexistent/herald.toml".into()),
+            ..ServeArgs::default()
+        };
+        assert!(matches!(
+            Config::load(&missing),
+            Err(ConfigError::MissingFile(_))
+        ));
+    }
+
+    #[test]
+    fn debug_output_hides_secrets() {
+        let args = ServeArgs {
+            database_url: Some("postgres://herald:hunter2hunter2@db/herald".into()),
+            admin_key: Some("hk_a_very_secret_admin_key_123".into()),
+            ..ServeArgs::default()
+        };
+        let shown = format!("{:?}", Config::load(&args).unwrap());
+        assert!(!shown.contains("hunter2"), "{shown}");
+        assert!(!shown.contains("a_very_secret"), "{shown}");
+    }
+}
