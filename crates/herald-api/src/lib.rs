@@ -85,7 +85,7 @@ fn api_routes() -> OpenApiRouter<ApiState> {
         .routes(routes!(meta::openapi_json))
         .routes(routes!(meta::whoami))
         .routes(routes!(projects::create, projects::list))
-        .routes(routes!(projects::get, projects::rename, projects::delete))
+        .routes(routes!(projects::get, projects::update, projects::delete))
         .routes(routes!(event_types::create, event_types::list))
         .routes(routes!(event_types::get, event_types::update))
         .routes(routes!(webhooks::create, webhooks::list))

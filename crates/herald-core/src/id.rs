@@ -103,6 +103,10 @@ prefixed_id!(
     /// Identifies an API key (not the secret token itself).
     ApiKeyId, "key", "API key"
 );
+prefixed_id!(
+    /// Identifies one attempt (one HTTP request) of a delivery.
+    AttemptId, "att", "attempt"
+);
 
 #[cfg(test)]
 mod tests {

@@ -11,6 +11,8 @@
 //!   of DESIGN.md, one module each.
 //! - [`filter`]: which event types a webhook subscribes to.
 //! - [`shape`]: payload formats, signing schemes and the presets that name a pair of them.
+//! - [`payload`]: rendering one try of a delivery in its webhook's format.
+//! - [`signing`]: the headers that authenticate a request, per signing scheme.
 //! - [`auth`]: roles, what each may do, and the principal a request acts as.
 //! - [`page`]: cursor pagination.
 //! - [`secret`]: generation of signing secrets and API key tokens.
@@ -18,6 +20,7 @@
 #![forbid(unsafe_code)]
 
 pub mod api_key;
+pub mod attempt;
 pub mod auth;
 pub mod delivery;
 pub mod event;
@@ -26,6 +29,7 @@ pub mod filter;
 pub mod id;
 pub mod page;
 pub mod project;
+pub mod retry;
 pub mod secret;
 pub mod shape;
 pub mod time;

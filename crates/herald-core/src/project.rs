@@ -5,6 +5,7 @@ use serde::{Deserialize, Serialize};
 use crate::id::ProjectId;
 use crate::time::Timestamp;
 use crate::validation::InvalidField;
+use crate::webhook::RetryPolicy;
 
 /// A project's name: a short slug usable in URLs in place of the id (`acme-prod`).
 ///
@@ -60,6 +61,7 @@ impl From<ProjectName> for String {
 pub struct Project {
     pub id: ProjectId,
     pub name: ProjectName,
+    pub settings: ProjectSettings,
     pub created_at: Timestamp,
     pub updated_at: Timestamp,
 }
@@ -69,8 +71,32 @@ impl Project {
         Self {
             id: ProjectId::new(),
             name,
+            settings: ProjectSettings::default(),
             created_at: now,
             updated_at: now,
+        }
+    }
+}
+
+/// Defaults a project sets for its webhooks and data.
+#[derive(Clone, Debug, PartialEq, Eq, Default)]
+pub struct ProjectSettings {
+    /// Retry policy for webhooks that set none; `None`: the server's.
+    pub retry_policy: Option<RetryPolicy>,
+    /// Days events, deliveries and attempts are kept; `None`: the server's default.
+    pub retention_days: Option<u32>,
+    /// New webhooks start `pending` and must pass validation before receiving events.
+    pub require_validation: bool,
+}
+
+impl ProjectSettings {
+    pub const MAX_RETENTION_DAYS: u32 = 3650;
+
+    pub fn check_retention(days: u32) -> Result<u32, InvalidField> {
+        if (1..=Self::MAX_RETENTION_DAYS).contains(&days) {
+            Ok(days)
+        } else {
+            Err(InvalidField::new("retention_days", "must be between 1 and 3650"))
         }
     }
 }

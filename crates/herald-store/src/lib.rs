@@ -27,10 +27,14 @@ use herald_core::event_type::{EventType, EventTypeName};
 use herald_core::id::{ApiKeyId, ProjectId, WebhookId};
 use herald_core::page::{Page, PageRequest};
 use herald_core::project::{Project, ProjectName};
+use herald_core::attempt::Attempt;
+use herald_core::delivery::DeliveryStatus;
+use herald_core::id::{AttemptId, DeliveryId};
 use herald_core::time::Timestamp;
 use herald_core::webhook::{Webhook, WebhookStatus};
 
 pub mod postgres;
+mod batch;
 mod rows;
 pub mod sqlite;
 #[cfg(feature = "testing")]
@@ -128,6 +132,93 @@ pub enum Published {
     Duplicate(Box<Event>),
 }
 
+/// A delivery lease: which node may send it, until when.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Lease {
+    pub owner: String,
+    pub until: Timestamp,
+}
+
+/// One publish in a group commit.
+#[derive(Clone, Debug)]
+pub struct NewPublish {
+    pub event: Event,
+    pub deliveries: Vec<Delivery>,
+    /// Leases the deliveries to this node in the same transaction, so it can send them straight
+    /// from memory; `None` leaves them for whichever node claims them first.
+    pub lease: Option<Lease>,
+}
+
+/// A webhook status change that applies only from the listed statuses.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StatusChange {
+    pub from: Vec<WebhookStatus>,
+    pub to: WebhookStatus,
+    pub reason: String,
+}
+
+/// The thresholds after which a webhook whose deliveries keep failing goes out of order.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct OutOfOrderRule {
+    pub after_failed_deliveries: Option<u32>,
+    pub after_hours: Option<u32>,
+}
+
+/// One finished attempt to record, with what it decided.
+#[derive(Clone, Debug)]
+pub struct AttemptRecord {
+    pub attempt: Attempt,
+    pub event_id: EventId,
+    /// The delivery's state after this attempt, and when it is due again.
+    pub delivery_status: DeliveryStatus,
+    pub next_attempt_at: Option<Timestamp>,
+    /// e.g. `410 Gone` disables the webhook; a successful validation activates it.
+    pub webhook_change: Option<StatusChange>,
+    /// Whether this attempt was the delivery's last (it has now failed for good).
+    pub delivery_exhausted: bool,
+    /// The webhook's out-of-order thresholds, checked after a failed scheduled attempt.
+    pub out_of_order: Option<OutOfOrderRule>,
+}
+
+/// What a group commit did.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Committed {
+    /// One per publish, in order.
+    pub published: Vec<Published>,
+    /// Webhooks this commit moved to `out_of_order`.
+    pub out_of_order: Vec<WebhookId>,
+}
+
+/// A delivery claimed for sending, with its event.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Claimed {
+    pub delivery: Delivery,
+    pub event: Event,
+}
+
+/// CloudBlue's statistics for one webhook.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct WebhookStats {
+    pub events: u64,
+    pub triggers: u64,
+    pub successes: u64,
+    pub failures: u64,
+    pub failures_since_success: u64,
+    pub last_event_at: Option<Timestamp>,
+    pub next_trigger_at: Option<Timestamp>,
+    pub last_success: Option<(Timestamp, AttemptId)>,
+    pub last_failure: Option<(Timestamp, AttemptId)>,
+    pub failed_deliveries_in_a_row: u64,
+    pub failing_since: Option<Timestamp>,
+}
+
+/// Which attempts to list.
+#[derive(Clone, Debug)]
+pub enum AttemptQuery {
+    Webhook(WebhookId),
+    Delivery(DeliveryId),
+}
+
 #[async_trait]
 pub trait Store: Send + Sync + fmt::Debug {
     /// `"sqlite"` or `"postgres"`.
@@ -145,12 +236,8 @@ pub trait Store: Send + Sync + fmt::Debug {
         only: Option<&ProjectId>,
         page: &PageRequest,
     ) -> StoreResult<Page<Project>>;
-    async fn rename_project(
-        &self,
-        id: &ProjectId,
-        name: &ProjectName,
-        at: Timestamp,
-    ) -> StoreResult<Project>;
+    /// Saves a project's name and settings.
+    async fn update_project(&self, project: &Project) -> StoreResult<()>;
     /// Deletes a project and everything in it.
     async fn delete_project(&self, id: &ProjectId) -> StoreResult<()>;
 
@@ -201,4 +288,56 @@ pub trait Store: Send + Sync + fmt::Debug {
         event: &EventId,
         page: &PageRequest,
     ) -> StoreResult<Page<Delivery>>;
+
+    // --- The delivery engine ---
+
+    /// The group commit: every publish and every attempt record in one transaction (one fsync).
+    /// Publishes whose event id already exists write nothing and report the existing event.
+    async fn commit(
+        &self,
+        publishes: &[NewPublish],
+        records: &[AttemptRecord],
+        now: Timestamp,
+    ) -> StoreResult<Committed>;
+
+    /// Leases up to `limit` of the webhook's due deliveries whose lease is free or expired,
+    /// oldest due first. On PostgreSQL, nodes claiming at once never get the same delivery.
+    async fn claim_due(
+        &self,
+        webhook: &WebhookId,
+        lease: &Lease,
+        now: Timestamp,
+        limit: u32,
+    ) -> StoreResult<Vec<Claimed>>;
+
+    /// Gives back leases this node holds without having sent (shutdown, webhook disabled).
+    async fn release(&self, deliveries: &[DeliveryId]) -> StoreResult<()>;
+
+    /// Frees every lease. Only for SQLite at start: one process owns the file, so any lease
+    /// left is from a process that died.
+    async fn release_all_leases(&self) -> StoreResult<u64>;
+
+    /// Webhooks with deliveries due at `now` and no live lease: where a poll should look.
+    async fn webhooks_with_due_work(&self, now: Timestamp, limit: u32) -> StoreResult<Vec<WebhookId>>;
+
+    async fn delivery(&self, id: &DeliveryId) -> StoreResult<Delivery>;
+    /// A webhook's deliveries in the given statuses (all statuses when empty), newest first.
+    async fn list_webhook_deliveries(
+        &self,
+        webhook: &WebhookId,
+        statuses: &[DeliveryStatus],
+        page: &PageRequest,
+    ) -> StoreResult<Page<Delivery>>;
+    /// Makes a delivery due now again, whatever its state (its id and attempt count stay).
+    async fn replay_delivery(&self, id: &DeliveryId, now: Timestamp) -> StoreResult<Delivery>;
+    /// Makes every failed delivery of the webhook created since `since` due now; returns how many.
+    async fn replay_failed(&self, webhook: &WebhookId, since: Timestamp, now: Timestamp) -> StoreResult<u64>;
+
+    async fn attempt(&self, id: &AttemptId) -> StoreResult<Attempt>;
+    async fn list_attempts(&self, query: &AttemptQuery, page: &PageRequest) -> StoreResult<Page<Attempt>>;
+    async fn webhook_stats(&self, webhook: &WebhookId) -> StoreResult<WebhookStats>;
+
+    /// Deletes up to `limit` events (with their deliveries and attempts) older than their
+    /// project's retention, or `default_days`; returns how many.
+    async fn prune(&self, now: Timestamp, default_days: u32, limit: u32) -> StoreResult<u64>;
 }

@@ -42,4 +42,12 @@ impl PostgresStore {
     }
 }
 
+/// Leases a webhook's due deliveries. `SKIP LOCKED` lets nodes claim side by side.
+const CLAIM_DUE: &str = "UPDATE deliveries SET lease_owner = $1, lease_expires_at = $2 \
+    WHERE id IN (SELECT id FROM deliveries WHERE webhook_id = $3 \
+      AND status IN ('pending', 'retrying') AND next_attempt_at <= $4 \
+      AND (lease_expires_at IS NULL OR lease_expires_at < $4) \
+      ORDER BY next_attempt_at LIMIT $5 FOR UPDATE SKIP LOCKED) \
+    RETURNING id, project_id, event_id, webhook_id, status, attempts, next_attempt_at, created_at, updated_at";
+
 include!("shared.rs");

@@ -12,7 +12,11 @@ use herald_core::event_type::{EventSchema, EventType, EventTypeName};
 use herald_core::filter::{EventFilter, EventPattern};
 use herald_core::id::{ApiKeyId, DeliveryId, ProjectId, WebhookId};
 use herald_core::page::Cursor;
-use herald_core::project::{Project, ProjectName};
+use herald_core::attempt::{
+    Attempt, AttemptError, AttemptTrigger, ErrorKind, ReceivedResponse, SentRequest,
+};
+use herald_core::id::AttemptId;
+use herald_core::project::{Project, ProjectName, ProjectSettings};
 use herald_core::secret::SigningSecret;
 use herald_core::shape::{Format, Preset, Shape, SigningScheme};
 use herald_core::time::{Timestamp, from_millis, to_millis};
@@ -22,7 +26,7 @@ use herald_core::webhook::{
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use crate::{StoreError, StoreResult};
+use crate::{StoreError, StoreResult, WebhookStats};
 
 fn corrupt<E>(what: &'static str) -> impl FnOnce(E) -> StoreError
 where
@@ -63,10 +67,21 @@ pub(crate) fn start_position(cursor: Option<&Cursor>) -> (i64, String) {
     })
 }
 
+/// The columns of a [`ProjectRow`], as a literal for `concat!`.
+macro_rules! project_columns {
+    () => {
+        "id, name, retry_policy, retention_days, require_validation, created_at, updated_at"
+    };
+}
+pub(crate) use project_columns;
+
 #[derive(sqlx::FromRow)]
 pub(crate) struct ProjectRow {
     id: String,
     name: String,
+    retry_policy: Option<String>,
+    retention_days: Option<i64>,
+    require_validation: bool,
     created_at: i64,
     updated_at: i64,
 }
@@ -77,8 +92,122 @@ impl TryFrom<ProjectRow> for Project {
         Ok(Self {
             id: ProjectId::parse(&r.id).map_err(corrupt("project id"))?,
             name: ProjectName::parse(&r.name).map_err(corrupt("project name"))?,
+            settings: ProjectSettings {
+                retry_policy: r
+                    .retry_policy
+                    .map(|p| json::<RetryPolicy>("project retry policy", &p))
+                    .transpose()?,
+                retention_days: r.retention_days.and_then(|d| u32::try_from(d).ok()),
+                require_validation: r.require_validation,
+            },
             created_at: from_millis(r.created_at),
             updated_at: from_millis(r.updated_at),
+        })
+    }
+}
+
+/// The columns of an [`AttemptRow`], as a literal for `concat!`.
+macro_rules! attempt_columns {
+    () => {
+        "id, delivery_id, webhook_id, project_id, number, trigger_kind, started_at, duration_ms, \
+         request, response, error_kind, error_message, succeeded"
+    };
+}
+pub(crate) use attempt_columns;
+
+#[derive(sqlx::FromRow)]
+pub(crate) struct AttemptRow {
+    id: String,
+    delivery_id: String,
+    webhook_id: String,
+    project_id: String,
+    number: i64,
+    trigger_kind: String,
+    started_at: i64,
+    duration_ms: i64,
+    request: String,
+    response: Option<String>,
+    error_kind: Option<String>,
+    error_message: Option<String>,
+    succeeded: bool,
+}
+
+impl TryFrom<AttemptRow> for Attempt {
+    type Error = StoreError;
+    fn try_from(r: AttemptRow) -> StoreResult<Self> {
+        let error = match (r.error_kind, r.error_message) {
+            (Some(kind), message) => Some(AttemptError {
+                kind: known("attempt error kind", &kind, ErrorKind::parse)?,
+                message: message.unwrap_or_default(),
+            }),
+            (None, _) => None,
+        };
+        Ok(Self {
+            id: AttemptId::parse(&r.id).map_err(corrupt("attempt id"))?,
+            delivery_id: DeliveryId::parse(&r.delivery_id).map_err(corrupt("delivery id"))?,
+            webhook_id: WebhookId::parse(&r.webhook_id).map_err(corrupt("webhook id"))?,
+            project_id: ProjectId::parse(&r.project_id).map_err(corrupt("project id"))?,
+            number: u32::try_from(r.number).unwrap_or(0),
+            trigger: known("attempt trigger", &r.trigger_kind, AttemptTrigger::parse)?,
+            started_at: from_millis(r.started_at),
+            duration_ms: u64::try_from(r.duration_ms).unwrap_or(0),
+            request: json::<SentRequest>("attempt request", &r.request)?,
+            response: r
+                .response
+                .map(|t| json::<ReceivedResponse>("attempt response", &t))
+                .transpose()?,
+            error,
+            succeeded: r.succeeded,
+        })
+    }
+}
+
+#[derive(sqlx::FromRow)]
+pub(crate) struct StatsRow {
+    events: i64,
+    triggers: i64,
+    successes: i64,
+    failures: i64,
+    failures_since_success: i64,
+    last_event_at: Option<i64>,
+    last_success_at: Option<i64>,
+    last_success_attempt: Option<String>,
+    last_failure_at: Option<i64>,
+    last_failure_attempt: Option<String>,
+    failed_deliveries_in_a_row: i64,
+    failing_since: Option<i64>,
+    next_trigger_at: Option<i64>,
+}
+
+fn count(n: i64) -> u64 {
+    u64::try_from(n).unwrap_or(0)
+}
+
+fn stamped(at: Option<i64>, id: Option<String>) -> StoreResult<Option<(Timestamp, AttemptId)>> {
+    match (at, id) {
+        (Some(at), Some(id)) => Ok(Some((
+            from_millis(at),
+            AttemptId::parse(&id).map_err(corrupt("attempt id"))?,
+        ))),
+        _ => Ok(None),
+    }
+}
+
+impl TryFrom<StatsRow> for WebhookStats {
+    type Error = StoreError;
+    fn try_from(r: StatsRow) -> StoreResult<Self> {
+        Ok(Self {
+            events: count(r.events),
+            triggers: count(r.triggers),
+            successes: count(r.successes),
+            failures: count(r.failures),
+            failures_since_success: count(r.failures_since_success),
+            last_event_at: r.last_event_at.map(from_millis),
+            next_trigger_at: r.next_trigger_at.map(from_millis),
+            last_success: stamped(r.last_success_at, r.last_success_attempt)?,
+            last_failure: stamped(r.last_failure_at, r.last_failure_attempt)?,
+            failed_deliveries_in_a_row: count(r.failed_deliveries_in_a_row),
+            failing_since: r.failing_since.map(from_millis),
         })
     }
 }

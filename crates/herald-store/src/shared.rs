@@ -18,11 +18,21 @@ use herald_core::project::{Project, ProjectName};
 use herald_core::time::Timestamp;
 use herald_core::webhook::Webhook;
 
+use std::collections::{BTreeMap, HashMap, HashSet};
+
+use herald_core::attempt::Attempt;
+use herald_core::delivery::DeliveryStatus;
+use herald_core::id::{AttemptId, DeliveryId};
+
 use crate::rows::{
-    ApiKeyRow, DeliveryRow, EventRow, EventTypeRow, ProjectRow, WebhookRow, WebhookValues,
-    convert, found, ms, start_position, to_json, webhook_columns, write_error,
+    ApiKeyRow, AttemptRow, DeliveryRow, EventRow, EventTypeRow, ProjectRow, StatsRow, WebhookRow,
+    WebhookValues, attempt_columns, convert, found, ms, project_columns, start_position, to_json,
+    webhook_columns, write_error,
 };
-use crate::{Published, Store, StoreError, StoreResult, WebhookQuery};
+use crate::{
+    AttemptQuery, AttemptRecord, Claimed, Committed, Lease, NewPublish, Published, Store,
+    StoreError, StoreResult, WebhookQuery, WebhookStats,
+};
 
 
 fn page_of<R, T>(rows: Vec<R>, page: &PageRequest, position: impl Fn(&T) -> Cursor) -> StoreResult<Page<T>>
@@ -76,21 +86,30 @@ impl Store for ThisStore {
     }
 
     async fn create_project(&self, p: &Project) -> StoreResult<()> {
-        sqlx::query("INSERT INTO projects (id, name, created_at, updated_at) VALUES ($1, $2, $3, $4)")
-            .bind(p.id.as_str())
-            .bind(p.name.as_str())
-            .bind(ms(&p.created_at))
-            .bind(ms(&p.updated_at))
-            .execute(self.writer())
-            .await
-            .map_err(write_error("project", "name", "project"))?;
+        sqlx::query(concat!(
+            "INSERT INTO projects (",
+            project_columns!(),
+            ") VALUES ($1, $2, $3, $4, $5, $6, $7)"
+        ))
+        .bind(p.id.as_str())
+        .bind(p.name.as_str())
+        .bind(p.settings.retry_policy.as_ref().map(to_json))
+        .bind(p.settings.retention_days.map(i64::from))
+        .bind(p.settings.require_validation)
+        .bind(ms(&p.created_at))
+        .bind(ms(&p.updated_at))
+        .execute(self.writer())
+        .await
+        .map_err(write_error("project", "name", "project"))?;
         Ok(())
     }
 
     async fn project(&self, id: &ProjectId) -> StoreResult<Project> {
-        let row = sqlx::query_as::<Db, ProjectRow>(
-            "SELECT id, name, created_at, updated_at FROM projects WHERE id = $1",
-        )
+        let row = sqlx::query_as::<Db, ProjectRow>(concat!(
+            "SELECT ",
+            project_columns!(),
+            " FROM projects WHERE id = $1"
+        ))
         .bind(id.as_str())
         .fetch_optional(self.reader())
         .await?;
@@ -98,9 +117,11 @@ impl Store for ThisStore {
     }
 
     async fn project_by_name(&self, name: &ProjectName) -> StoreResult<Project> {
-        let row = sqlx::query_as::<Db, ProjectRow>(
-            "SELECT id, name, created_at, updated_at FROM projects WHERE name = $1",
-        )
+        let row = sqlx::query_as::<Db, ProjectRow>(concat!(
+            "SELECT ",
+            project_columns!(),
+            " FROM projects WHERE name = $1"
+        ))
         .bind(name.as_str())
         .fetch_optional(self.reader())
         .await?;
@@ -113,11 +134,12 @@ impl Store for ThisStore {
         page: &PageRequest,
     ) -> StoreResult<Page<Project>> {
         let (at, id) = start_position(page.after.as_ref());
-        let rows = sqlx::query_as::<Db, ProjectRow>(
-            "SELECT id, name, created_at, updated_at FROM projects \
-             WHERE ($1 IS NULL OR id = $1) AND (created_at, id) < ($2, $3) \
-             ORDER BY created_at DESC, id DESC LIMIT $4",
-        )
+        let rows = sqlx::query_as::<Db, ProjectRow>(concat!(
+            "SELECT ",
+            project_columns!(),
+            " FROM projects WHERE ($1 IS NULL OR id = $1) AND (created_at, id) < ($2, $3) \
+             ORDER BY created_at DESC, id DESC LIMIT $4"
+        ))
         .bind(only.map(ProjectId::as_str))
         .bind(at)
         .bind(id)
@@ -127,23 +149,24 @@ impl Store for ThisStore {
         page_of(rows, page, |p: &Project| Cursor::after(&p.created_at, p.id.as_str()))
     }
 
-    async fn rename_project(
-        &self,
-        id: &ProjectId,
-        name: &ProjectName,
-        at: Timestamp,
-    ) -> StoreResult<Project> {
-        let row = sqlx::query_as::<Db, ProjectRow>(
-            "UPDATE projects SET name = $2, updated_at = $3 WHERE id = $1 \
-             RETURNING id, name, created_at, updated_at",
+    async fn update_project(&self, p: &Project) -> StoreResult<()> {
+        let done = sqlx::query(
+            "UPDATE projects SET name = $2, retry_policy = $3, retention_days = $4, \
+             require_validation = $5, updated_at = $6 WHERE id = $1",
         )
-        .bind(id.as_str())
-        .bind(name.as_str())
-        .bind(ms(&at))
-        .fetch_optional(self.writer())
+        .bind(p.id.as_str())
+        .bind(p.name.as_str())
+        .bind(p.settings.retry_policy.as_ref().map(to_json))
+        .bind(p.settings.retention_days.map(i64::from))
+        .bind(p.settings.require_validation)
+        .bind(ms(&p.updated_at))
+        .execute(self.writer())
         .await
         .map_err(write_error("project", "name", "project"))?;
-        found("project", row)
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NotFound { entity: "project" });
+        }
+        Ok(())
     }
 
     async fn delete_project(&self, id: &ProjectId) -> StoreResult<()> {
@@ -230,6 +253,7 @@ impl Store for ThisStore {
 
     async fn create_webhook(&self, w: &Webhook) -> StoreResult<()> {
         let v = WebhookValues::from(w);
+        let mut tx = self.writer().begin().await?;
         sqlx::query(concat!(
             "INSERT INTO webhooks (",
             webhook_columns!(),
@@ -254,9 +278,14 @@ impl Store for ThisStore {
         .bind(v.secret)
         .bind(v.created_at)
         .bind(v.updated_at)
-        .execute(self.writer())
+        .execute(&mut *tx)
         .await
         .map_err(write_error("webhook", "name", "project"))?;
+        sqlx::query("INSERT INTO webhook_stats (webhook_id) VALUES ($1)")
+            .bind(w.id.as_str())
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
         Ok(())
     }
 
@@ -416,54 +445,13 @@ impl Store for ThisStore {
     }
 
     async fn publish(&self, event: &Event, deliveries: &[Delivery]) -> StoreResult<Published> {
-        let mut tx = self.writer().begin().await?;
-        let actor = event.actor.as_ref();
-        let inserted = sqlx::query(
-            "INSERT INTO events (project_id, id, event_type, occurred_at, data, actor_id, actor_email, created_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (project_id, id) DO NOTHING",
-        )
-        .bind(event.project_id.as_str())
-        .bind(event.id.as_str())
-        .bind(event.event_type.as_str())
-        .bind(ms(&event.occurred_at))
-        .bind(to_json(&event.data))
-        .bind(actor.and_then(|a| a.id.as_deref()))
-        .bind(actor.and_then(|a| a.email.as_deref()))
-        .bind(ms(&event.created_at))
-        .execute(&mut *tx)
-        .await
-        .map_err(write_error("event", "id", "project"))?
-        .rows_affected();
-        if inserted == 0 {
-            tx.rollback().await?;
-            let existing = self.event(&event.project_id, &event.id).await?;
-            return Ok(Published::Duplicate(Box::new(existing)));
-        }
-        // Bounded batches keep each statement under SQLite's bind-parameter limit.
-        for chunk in deliveries.chunks(500) {
-            let mut insert = sqlx::QueryBuilder::<Db>::new(
-                "INSERT INTO deliveries (id, project_id, event_id, webhook_id, status, attempts, \
-                 next_attempt_at, created_at, updated_at) ",
-            );
-            insert.push_values(chunk, |mut row, d| {
-                row.push_bind(d.id.as_str())
-                    .push_bind(d.project_id.as_str())
-                    .push_bind(d.event_id.as_str())
-                    .push_bind(d.webhook_id.as_str())
-                    .push_bind(d.status.as_str())
-                    .push_bind(i64::from(d.attempts))
-                    .push_bind(d.next_attempt_at.as_ref().map(ms))
-                    .push_bind(ms(&d.created_at))
-                    .push_bind(ms(&d.updated_at));
-            });
-            insert
-                .build()
-                .execute(&mut *tx)
-                .await
-                .map_err(write_error("delivery", "id", "webhook"))?;
-        }
-        tx.commit().await?;
-        Ok(Published::Created)
+        let one = NewPublish {
+            event: event.clone(),
+            deliveries: deliveries.to_vec(),
+            lease: None,
+        };
+        let mut committed = self.commit(std::slice::from_ref(&one), &[], event.created_at).await?;
+        Ok(committed.published.pop().unwrap_or(Published::Created))
     }
 
     async fn event(&self, project: &ProjectId, id: &EventId) -> StoreResult<Event> {
@@ -521,4 +509,466 @@ impl Store for ThisStore {
         .await?;
         page_of(rows, page, |d: &Delivery| Cursor::after(&d.created_at, d.id.as_str()))
     }
+
+    async fn commit(
+        &self,
+        publishes: &[NewPublish],
+        records: &[AttemptRecord],
+        now: Timestamp,
+    ) -> StoreResult<Committed> {
+        let mut tx = self.writer().begin().await?;
+        let mut committed = Committed::default();
+
+        // Deliveries whose webhook was deleted since matching, and attempts whose delivery was
+        // deleted since sending, are dropped rather than failing the whole batch.
+        let webhook_ids: HashSet<&str> = publishes
+            .iter()
+            .flat_map(|p| p.deliveries.iter().map(|d| d.webhook_id.as_str()))
+            .collect();
+        let live_webhooks = existing_ids(&mut tx, "webhooks", webhook_ids.into_iter().collect()).await?;
+        let delivery_ids: HashSet<&str> = records.iter().map(|r| r.attempt.delivery_id.as_str()).collect();
+        let live_deliveries = existing_ids(&mut tx, "deliveries", delivery_ids.into_iter().collect()).await?;
+
+        let mut events_per_webhook: BTreeMap<&str, (i64, i64)> = BTreeMap::new();
+        for p in publishes {
+            let e = &p.event;
+            let actor = e.actor.as_ref();
+            let inserted = sqlx::query(
+                "INSERT INTO events (project_id, id, event_type, occurred_at, data, actor_id, actor_email, created_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (project_id, id) DO NOTHING",
+            )
+            .bind(e.project_id.as_str())
+            .bind(e.id.as_str())
+            .bind(e.event_type.as_str())
+            .bind(ms(&e.occurred_at))
+            .bind(to_json(&e.data))
+            .bind(actor.and_then(|a| a.id.as_deref()))
+            .bind(actor.and_then(|a| a.email.as_deref()))
+            .bind(ms(&e.created_at))
+            .execute(&mut *tx)
+            .await
+            .map_err(write_error("event", "id", "project"))?
+            .rows_affected();
+            if inserted == 0 {
+                let row = sqlx::query_as::<Db, EventRow>(
+                    "SELECT project_id, id, event_type, occurred_at, data, actor_id, actor_email, created_at \
+                     FROM events WHERE project_id = $1 AND id = $2",
+                )
+                .bind(e.project_id.as_str())
+                .bind(e.id.as_str())
+                .fetch_one(&mut *tx)
+                .await?;
+                committed.published.push(Published::Duplicate(Box::new(Event::try_from(row)?)));
+                continue;
+            }
+            let deliveries: Vec<&Delivery> = p
+                .deliveries
+                .iter()
+                .filter(|d| live_webhooks.contains(d.webhook_id.as_str()))
+                .collect();
+            let (owner, until) = match &p.lease {
+                Some(l) => (Some(l.owner.as_str()), Some(ms(&l.until))),
+                None => (None, None),
+            };
+            // Bounded batches keep each statement under SQLite's bind-parameter limit.
+            for chunk in deliveries.chunks(400) {
+                let mut insert = sqlx::QueryBuilder::<Db>::new(
+                    "INSERT INTO deliveries (id, project_id, event_id, webhook_id, status, attempts, \
+                     next_attempt_at, created_at, updated_at, lease_owner, lease_expires_at) ",
+                );
+                insert.push_values(chunk, |mut row, d| {
+                    row.push_bind(d.id.as_str())
+                        .push_bind(d.project_id.as_str())
+                        .push_bind(d.event_id.as_str())
+                        .push_bind(d.webhook_id.as_str())
+                        .push_bind(d.status.as_str())
+                        .push_bind(i64::from(d.attempts))
+                        .push_bind(d.next_attempt_at.as_ref().map(ms))
+                        .push_bind(ms(&d.created_at))
+                        .push_bind(ms(&d.updated_at))
+                        .push_bind(owner)
+                        .push_bind(until);
+                });
+                insert.build().execute(&mut *tx).await?;
+            }
+            for d in deliveries {
+                let entry = events_per_webhook.entry(d.webhook_id.as_str()).or_insert((0, 0));
+                entry.0 += 1;
+                entry.1 = entry.1.max(ms(&e.created_at));
+            }
+            committed.published.push(Published::Created);
+        }
+        for (webhook, (count, last)) in &events_per_webhook {
+            sqlx::query(
+                "UPDATE webhook_stats SET events = events + $2, last_event_at = CASE \
+                 WHEN last_event_at IS NULL OR last_event_at < $3 THEN $3 ELSE last_event_at END \
+                 WHERE webhook_id = $1",
+            )
+            .bind(*webhook)
+            .bind(*count)
+            .bind(*last)
+            .execute(&mut *tx)
+            .await?;
+        }
+
+        let records: Vec<&AttemptRecord> = records
+            .iter()
+            .filter(|r| live_deliveries.contains(r.attempt.delivery_id.as_str()))
+            .collect();
+        for chunk in records.chunks(500) {
+            let mut insert = sqlx::QueryBuilder::<Db>::new(concat!("INSERT INTO attempts (", attempt_columns!(), ") "));
+            insert.push_values(chunk, |mut row, r| {
+                let a = &r.attempt;
+                row.push_bind(a.id.as_str())
+                    .push_bind(a.delivery_id.as_str())
+                    .push_bind(a.webhook_id.as_str())
+                    .push_bind(a.project_id.as_str())
+                    .push_bind(i64::from(a.number))
+                    .push_bind(a.trigger.as_str())
+                    .push_bind(ms(&a.started_at))
+                    .push_bind(i64::try_from(a.duration_ms).unwrap_or(i64::MAX))
+                    .push_bind(to_json(&a.request))
+                    .push_bind(a.response.as_ref().map(to_json))
+                    .push_bind(a.error.as_ref().map(|e| e.kind.as_str()))
+                    .push_bind(a.error.as_ref().map(|e| e.message.clone()))
+                    .push_bind(a.succeeded);
+            });
+            insert.build().execute(&mut *tx).await?;
+        }
+        for r in &records {
+            let finished = ms(&r.attempt.started_at) + i64::try_from(r.attempt.duration_ms).unwrap_or(0);
+            sqlx::query(
+                "UPDATE deliveries SET status = $2, attempts = CASE WHEN attempts < $3 THEN $3 ELSE attempts END, \
+                 next_attempt_at = $4, last_attempt_at = $5, updated_at = $5, lease_owner = NULL, \
+                 lease_expires_at = NULL WHERE id = $1",
+            )
+            .bind(r.attempt.delivery_id.as_str())
+            .bind(r.delivery_status.as_str())
+            .bind(i64::from(r.attempt.number))
+            .bind(r.next_attempt_at.as_ref().map(ms))
+            .bind(finished)
+            .execute(&mut *tx)
+            .await?;
+            if let Some(change) = &r.webhook_change {
+                let mut update = sqlx::QueryBuilder::<Db>::new("UPDATE webhooks SET status = ");
+                update
+                    .push_bind(change.to.as_str())
+                    .push(", status_reason = ")
+                    .push_bind(change.reason.as_str())
+                    .push(", updated_at = ")
+                    .push_bind(ms(&now))
+                    .push(" WHERE id = ")
+                    .push_bind(r.attempt.webhook_id.as_str())
+                    .push(" AND status IN (");
+                let mut from = update.separated(", ");
+                for status in &change.from {
+                    from.push_bind(status.as_str());
+                }
+                update.push(")");
+                update.build().execute(&mut *tx).await?;
+            }
+        }
+        for (webhook, d) in crate::batch::fold(records.iter().copied()) {
+            let (counted, since): (i64, Option<i64>) = sqlx::query_as(
+                "UPDATE webhook_stats SET triggers = triggers + $2, successes = successes + $3, \
+                 failures = failures + $4, \
+                 failures_since_success = CASE WHEN $5 THEN $6 ELSE failures_since_success + $6 END, \
+                 last_success_at = COALESCE($7, last_success_at), \
+                 last_success_attempt = COALESCE($8, last_success_attempt), \
+                 last_failure_at = COALESCE($9, last_failure_at), \
+                 last_failure_attempt = COALESCE($10, last_failure_attempt), \
+                 failed_deliveries_in_a_row = CASE WHEN $5 THEN $11 ELSE failed_deliveries_in_a_row + $11 END, \
+                 failing_since = CASE WHEN $5 THEN $12 ELSE COALESCE(failing_since, $12) END \
+                 WHERE webhook_id = $1 RETURNING failed_deliveries_in_a_row, failing_since",
+            )
+            .bind(webhook.as_str())
+            .bind(d.triggers)
+            .bind(d.successes)
+            .bind(d.failures)
+            .bind(d.reset)
+            .bind(d.failures_after)
+            .bind(d.last_success.as_ref().map(|s| s.0))
+            .bind(d.last_success.as_ref().map(|s| s.1.as_str()))
+            .bind(d.last_failure.as_ref().map(|s| s.0))
+            .bind(d.last_failure.as_ref().map(|s| s.1.as_str()))
+            .bind(d.exhausted_after)
+            .bind(d.failing_since)
+            .fetch_optional(&mut *tx)
+            .await?
+            .unwrap_or((0, None));
+            let Some(rule) = d.rule else { continue };
+            if !crate::batch::is_out_of_order(&rule, counted, since, ms(&now)) {
+                continue;
+            }
+            let reason = format!(
+                "out of order: {counted} deliveries failed in a row{}",
+                since.map(|s| format!(", failing since {}", herald_core::time::from_millis(s).to_rfc3339()))
+                    .unwrap_or_default()
+            );
+            let moved = sqlx::query(
+                "UPDATE webhooks SET status = 'out_of_order', status_reason = $2, updated_at = $3 \
+                 WHERE id = $1 AND status = 'active'",
+            )
+            .bind(webhook.as_str())
+            .bind(reason)
+            .bind(ms(&now))
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+            if moved > 0 {
+                committed.out_of_order.push(webhook);
+            }
+        }
+        tx.commit().await?;
+        Ok(committed)
+    }
+
+    async fn claim_due(
+        &self,
+        webhook: &WebhookId,
+        lease: &Lease,
+        now: Timestamp,
+        limit: u32,
+    ) -> StoreResult<Vec<Claimed>> {
+        let rows = sqlx::query_as::<Db, DeliveryRow>(CLAIM_DUE)
+            .bind(lease.owner.as_str())
+            .bind(ms(&lease.until))
+            .bind(webhook.as_str())
+            .bind(ms(&now))
+            .bind(i64::from(limit))
+            .fetch_all(self.writer())
+            .await?;
+        let deliveries: Vec<Delivery> = convert(rows)?;
+        let Some(first) = deliveries.first() else {
+            return Ok(Vec::new());
+        };
+        let mut select = sqlx::QueryBuilder::<Db>::new(
+            "SELECT project_id, id, event_type, occurred_at, data, actor_id, actor_email, created_at \
+             FROM events WHERE project_id = ",
+        );
+        select.push_bind(first.project_id.as_str()).push(" AND id IN (");
+        let mut ids = select.separated(", ");
+        for d in &deliveries {
+            ids.push_bind(d.event_id.as_str());
+        }
+        select.push(")");
+        let events: Vec<Event> = convert(select.build_query_as::<EventRow>().fetch_all(self.writer()).await?)?;
+        let by_id: HashMap<&str, &Event> = events.iter().map(|e| (e.id.as_str(), e)).collect();
+        Ok(deliveries
+            .into_iter()
+            .filter_map(|d| {
+                let event = (*by_id.get(d.event_id.as_str())?).clone();
+                Some(Claimed { delivery: d, event })
+            })
+            .collect())
+    }
+
+    async fn release(&self, deliveries: &[DeliveryId]) -> StoreResult<()> {
+        for chunk in deliveries.chunks(500) {
+            let mut update = sqlx::QueryBuilder::<Db>::new(
+                "UPDATE deliveries SET lease_owner = NULL, lease_expires_at = NULL WHERE id IN (",
+            );
+            let mut ids = update.separated(", ");
+            for id in chunk {
+                ids.push_bind(id.as_str());
+            }
+            update.push(")");
+            update.build().execute(self.writer()).await?;
+        }
+        Ok(())
+    }
+
+    async fn release_all_leases(&self) -> StoreResult<u64> {
+        let done = sqlx::query(
+            "UPDATE deliveries SET lease_owner = NULL, lease_expires_at = NULL WHERE lease_owner IS NOT NULL",
+        )
+        .execute(self.writer())
+        .await?;
+        Ok(done.rows_affected())
+    }
+
+    async fn webhooks_with_due_work(&self, now: Timestamp, limit: u32) -> StoreResult<Vec<WebhookId>> {
+        // A loose index scan (one index probe per webhook), so a webhook with a million queued
+        // deliveries costs the same as one with a single delivery.
+        let rows: Vec<(String,)> = sqlx::query_as(
+            "WITH RECURSIVE w(id) AS ( \
+               SELECT MIN(webhook_id) FROM deliveries WHERE status IN ('pending', 'retrying') \
+               UNION ALL \
+               SELECT (SELECT MIN(d.webhook_id) FROM deliveries d \
+                       WHERE d.status IN ('pending', 'retrying') AND d.webhook_id > w.id) \
+               FROM w WHERE w.id IS NOT NULL) \
+             SELECT w.id FROM w JOIN webhooks h ON h.id = w.id AND h.status = 'active' \
+             WHERE EXISTS (SELECT 1 FROM deliveries d WHERE d.webhook_id = w.id \
+               AND d.status IN ('pending', 'retrying') AND d.next_attempt_at <= $1 \
+               AND (d.lease_expires_at IS NULL OR d.lease_expires_at < $1)) \
+             LIMIT $2",
+        )
+        .bind(ms(&now))
+        .bind(i64::from(limit))
+        .fetch_all(self.reader())
+        .await?;
+        rows.into_iter()
+            .map(|(id,)| {
+                WebhookId::parse(&id).map_err(|e| StoreError::Corrupt { what: "webhook id", source: Box::new(e) })
+            })
+            .collect()
+    }
+
+    async fn delivery(&self, id: &DeliveryId) -> StoreResult<Delivery> {
+        let row = sqlx::query_as::<Db, DeliveryRow>(
+            "SELECT id, project_id, event_id, webhook_id, status, attempts, next_attempt_at, created_at, updated_at \
+             FROM deliveries WHERE id = $1",
+        )
+        .bind(id.as_str())
+        .fetch_optional(self.reader())
+        .await?;
+        found("delivery", row)
+    }
+
+    async fn list_webhook_deliveries(
+        &self,
+        webhook: &WebhookId,
+        statuses: &[DeliveryStatus],
+        page: &PageRequest,
+    ) -> StoreResult<Page<Delivery>> {
+        let (at, id) = start_position(page.after.as_ref());
+        let mut select = sqlx::QueryBuilder::<Db>::new(
+            "SELECT id, project_id, event_id, webhook_id, status, attempts, next_attempt_at, created_at, updated_at \
+             FROM deliveries WHERE webhook_id = ",
+        );
+        select.push_bind(webhook.as_str());
+        if !statuses.is_empty() {
+            select.push(" AND status IN (");
+            let mut list = select.separated(", ");
+            for s in statuses {
+                list.push_bind(s.as_str());
+            }
+            select.push(")");
+        }
+        select
+            .push(" AND (created_at, id) < (")
+            .push_bind(at)
+            .push(", ")
+            .push_bind(id)
+            .push(") ORDER BY created_at DESC, id DESC LIMIT ")
+            .push_bind(limit_plus_one(page));
+        let rows = select.build_query_as::<DeliveryRow>().fetch_all(self.reader()).await?;
+        page_of(rows, page, |d: &Delivery| Cursor::after(&d.created_at, d.id.as_str()))
+    }
+
+    async fn replay_delivery(&self, id: &DeliveryId, now: Timestamp) -> StoreResult<Delivery> {
+        let row = sqlx::query_as::<Db, DeliveryRow>(
+            "UPDATE deliveries SET status = CASE WHEN status = 'retrying' THEN 'retrying' ELSE 'pending' END, \
+             next_attempt_at = $2, updated_at = $2 WHERE id = $1 \
+             RETURNING id, project_id, event_id, webhook_id, status, attempts, next_attempt_at, created_at, updated_at",
+        )
+        .bind(id.as_str())
+        .bind(ms(&now))
+        .fetch_optional(self.writer())
+        .await?;
+        found("delivery", row)
+    }
+
+    async fn replay_failed(&self, webhook: &WebhookId, since: Timestamp, now: Timestamp) -> StoreResult<u64> {
+        let done = sqlx::query(
+            "UPDATE deliveries SET status = 'pending', next_attempt_at = $3, updated_at = $3 \
+             WHERE webhook_id = $1 AND status = 'failed' AND created_at >= $2",
+        )
+        .bind(webhook.as_str())
+        .bind(ms(&since))
+        .bind(ms(&now))
+        .execute(self.writer())
+        .await?;
+        Ok(done.rows_affected())
+    }
+
+    async fn attempt(&self, id: &AttemptId) -> StoreResult<Attempt> {
+        let row = sqlx::query_as::<Db, AttemptRow>(concat!("SELECT ", attempt_columns!(), " FROM attempts WHERE id = $1"))
+            .bind(id.as_str())
+            .fetch_optional(self.reader())
+            .await?;
+        found("attempt", row)
+    }
+
+    async fn list_attempts(&self, query: &AttemptQuery, page: &PageRequest) -> StoreResult<Page<Attempt>> {
+        let (at, id) = start_position(page.after.as_ref());
+        let (sql, key) = match query {
+            AttemptQuery::Webhook(w) => (
+                concat!(
+                    "SELECT ",
+                    attempt_columns!(),
+                    " FROM attempts WHERE webhook_id = $1 AND (started_at, id) < ($2, $3) \
+                     ORDER BY started_at DESC, id DESC LIMIT $4"
+                ),
+                w.as_str(),
+            ),
+            AttemptQuery::Delivery(d) => (
+                concat!(
+                    "SELECT ",
+                    attempt_columns!(),
+                    " FROM attempts WHERE delivery_id = $1 AND (started_at, id) < ($2, $3) \
+                     ORDER BY started_at DESC, id DESC LIMIT $4"
+                ),
+                d.as_str(),
+            ),
+        };
+        let rows = sqlx::query_as::<Db, AttemptRow>(sql)
+            .bind(key)
+            .bind(at)
+            .bind(id)
+            .bind(limit_plus_one(page))
+            .fetch_all(self.reader())
+            .await?;
+        page_of(rows, page, |a: &Attempt| Cursor::after(&a.started_at, a.id.as_str()))
+    }
+
+    async fn webhook_stats(&self, webhook: &WebhookId) -> StoreResult<WebhookStats> {
+        let row = sqlx::query_as::<Db, StatsRow>(
+            "SELECT events, triggers, successes, failures, failures_since_success, last_event_at, \
+             last_success_at, last_success_attempt, last_failure_at, last_failure_attempt, \
+             failed_deliveries_in_a_row, failing_since, \
+             (SELECT MIN(d.next_attempt_at) FROM deliveries d WHERE d.webhook_id = s.webhook_id \
+              AND d.status IN ('pending', 'retrying')) AS next_trigger_at \
+             FROM webhook_stats s WHERE webhook_id = $1",
+        )
+        .bind(webhook.as_str())
+        .fetch_optional(self.reader())
+        .await?;
+        found("webhook", row)
+    }
+
+    async fn prune(&self, now: Timestamp, default_days: u32, limit: u32) -> StoreResult<u64> {
+        let done = sqlx::query(
+            "DELETE FROM events WHERE (project_id, id) IN ( \
+               SELECT e.project_id, e.id FROM events e JOIN projects p ON p.id = e.project_id \
+               WHERE e.created_at < $1 - COALESCE(p.retention_days, $2) * 86400000 \
+               ORDER BY e.created_at LIMIT $3)",
+        )
+        .bind(ms(&now))
+        .bind(i64::from(default_days))
+        .bind(i64::from(limit))
+        .execute(self.writer())
+        .await?;
+        Ok(done.rows_affected())
+    }
+}
+
+/// Which of `ids` still exist in `table` (inside the transaction).
+async fn existing_ids<'a>(
+    tx: &mut sqlx::Transaction<'static, Db>,
+    table: &'static str,
+    ids: Vec<&'a str>,
+) -> StoreResult<HashSet<String>> {
+    let mut found = HashSet::with_capacity(ids.len());
+    for chunk in ids.chunks(500) {
+        let mut select = sqlx::QueryBuilder::<Db>::new(format!("SELECT id FROM {table} WHERE id IN ("));
+        let mut list = select.separated(", ");
+        for id in chunk {
+            list.push_bind(*id);
+        }
+        select.push(")");
+        let rows: Vec<(String,)> = select.build_query_as().fetch_all(&mut **tx).await?;
+        found.extend(rows.into_iter().map(|(id,)| id));
+    }
+    Ok(found)
 }

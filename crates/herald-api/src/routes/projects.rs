@@ -6,19 +6,27 @@ use axum::http::StatusCode;
 use chrono::{DateTime, Utc};
 use herald_core::auth::Action;
 use herald_core::id::ProjectId;
-use herald_core::project::{Project, ProjectName};
+use herald_core::project::{Project, ProjectName, ProjectSettings};
+use herald_core::webhook::RetryPolicy;
 use herald_core::time;
 use serde::{Deserialize, Serialize};
 
 use crate::ApiState;
 use crate::auth::Caller;
 use crate::extract::{JsonBody, ListResponse, PageParams, QueryParams};
+use super::event_types::present;
 use crate::problem::{ApiError, Problem};
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct ProjectView {
     id: ProjectId,
     name: String,
+    /// Retry policy for webhooks that set none; `null`: the server's default.
+    retry_policy: Option<RetryPolicy>,
+    /// Days events, deliveries and attempts are kept; `null`: the server's default.
+    retention_days: Option<u32>,
+    /// New webhooks start `pending` until their validation event succeeds.
+    require_validation: bool,
     created_at: DateTime<Utc>,
     updated_at: DateTime<Utc>,
 }
@@ -28,6 +36,9 @@ impl From<Project> for ProjectView {
         Self {
             id: p.id,
             name: p.name.into(),
+            retry_policy: p.settings.retry_policy,
+            retention_days: p.settings.retention_days,
+            require_validation: p.settings.require_validation,
             created_at: p.created_at,
             updated_at: p.updated_at,
         }
@@ -36,27 +47,52 @@ impl From<Project> for ProjectView {
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-pub struct ProjectInput {
+pub struct CreateProject {
     /// A URL-safe slug (lower-case letters, digits, `-`, `_`, `.`), usable in place of the id.
     name: String,
+    retry_policy: Option<RetryPolicy>,
+    retention_days: Option<u32>,
+    require_validation: Option<bool>,
 }
 
-impl ProjectInput {
-    fn name(&self) -> Result<ProjectName, ApiError> {
-        Ok(ProjectName::parse(&self.name)?)
-    }
+/// Fields absent stay as they are; `null` returns `retry_policy` and `retention_days` to the
+/// server's defaults.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateProject {
+    name: Option<String>,
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<RetryPolicy>)]
+    retry_policy: Option<Option<RetryPolicy>>,
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<u32>)]
+    retention_days: Option<Option<u32>>,
+    require_validation: Option<bool>,
+}
+
+fn retry_policy(p: Option<RetryPolicy>) -> Result<Option<RetryPolicy>, ApiError> {
+    Ok(p.map(|p| p.validate().map_err(|e| e.within("retry_policy"))).transpose()?)
+}
+
+fn retention(days: Option<u32>) -> Result<Option<u32>, ApiError> {
+    Ok(days.map(ProjectSettings::check_retention).transpose()?)
 }
 
 /// Create a project (admin).
-#[utoipa::path(post, path = "/v1/projects", tag = "projects", request_body = ProjectInput,
+#[utoipa::path(post, path = "/v1/projects", tag = "projects", request_body = CreateProject,
     responses((status = 201, body = ProjectView), (status = 409, body = Problem), (status = 422, body = Problem)))]
 pub async fn create(
     State(state): State<ApiState>,
     caller: Caller,
-    JsonBody(input): JsonBody<ProjectInput>,
+    JsonBody(input): JsonBody<CreateProject>,
 ) -> Result<(StatusCode, Json<ProjectView>), ApiError> {
     caller.require(Action::ManageProjects)?;
-    let project = Project::new(input.name()?, time::now());
+    let mut project = Project::new(ProjectName::parse(&input.name)?, time::now());
+    project.settings = ProjectSettings {
+        retry_policy: retry_policy(input.retry_policy)?,
+        retention_days: retention(input.retention_days)?,
+        require_validation: input.require_validation.unwrap_or(false),
+    };
     state.store.create_project(&project).await?;
     Ok((StatusCode::CREATED, Json(project.into())))
 }
@@ -93,24 +129,34 @@ pub async fn get(
     Ok(Json(project.into()))
 }
 
-/// Rename a project (admin).
-#[utoipa::path(patch, path = "/v1/projects/{project}", tag = "projects", request_body = ProjectInput,
+/// Rename a project or change its settings (admin).
+#[utoipa::path(patch, path = "/v1/projects/{project}", tag = "projects", request_body = UpdateProject,
     params(("project" = String, Path, description = "Project id or name")),
     responses((status = 200, body = ProjectView), (status = 404, body = Problem), (status = 409, body = Problem), (status = 422, body = Problem)))]
-pub async fn rename(
+pub async fn update(
     State(state): State<ApiState>,
     caller: Caller,
     Path(project): Path<String>,
-    JsonBody(input): JsonBody<ProjectInput>,
+    JsonBody(input): JsonBody<UpdateProject>,
 ) -> Result<Json<ProjectView>, ApiError> {
-    let project = caller
+    let mut project = caller
         .project(&state, &project, Action::ManageProjects)
         .await?;
-    let renamed = state
-        .store
-        .rename_project(&project.id, &input.name()?, time::now())
-        .await?;
-    Ok(Json(renamed.into()))
+    if let Some(name) = &input.name {
+        project.name = ProjectName::parse(name)?;
+    }
+    if let Some(policy) = input.retry_policy {
+        project.settings.retry_policy = retry_policy(policy)?;
+    }
+    if let Some(days) = input.retention_days {
+        project.settings.retention_days = retention(days)?;
+    }
+    if let Some(required) = input.require_validation {
+        project.settings.require_validation = required;
+    }
+    project.updated_at = time::now();
+    state.store.update_project(&project).await?;
+    Ok(Json(project.into()))
 }
 
 /// Delete a project and everything in it: event types, webhooks, events, deliveries, and the

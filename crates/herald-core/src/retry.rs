@@ -1,0 +1,119 @@
+//! When to try a failed delivery again, and when to give up on a webhook.
+//!
+//! Pure: the caller passes the attempt number, the policy and a random source, and gets a
+//! decision. The server default follows the seeds' spirit: a few quick tries, then growing
+//! intervals of minutes to hours (CloudBlue asks for intervals that grow with each request).
+
+use std::time::Duration;
+
+use crate::webhook::RetryPolicy;
+
+/// The policy used when neither the webhook nor its project sets one.
+pub fn server_default() -> RetryPolicy {
+    RetryPolicy {
+        // 5 s, 5 min, 30 min, 2 h, 5 h, 10 h, 10 h: eight attempts over about a day.
+        schedule_seconds: vec![5, 300, 1800, 7200, 18000, 36000, 36000],
+        out_of_order_after_failures: Some(5),
+        out_of_order_after_hours: Some(24),
+    }
+}
+
+/// Picks the policy that applies: the webhook's, else the project's, else the server's.
+pub fn effective<'a>(
+    webhook: Option<&'a RetryPolicy>,
+    project: Option<&'a RetryPolicy>,
+    server: &'a RetryPolicy,
+) -> &'a RetryPolicy {
+    webhook.or(project).unwrap_or(server)
+}
+
+/// What to do after attempt number `attempt` (1-based) of a delivery failed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AfterFailure {
+    RetryIn(Duration),
+    GiveUp,
+}
+
+/// Spreads retries by ±`JITTER_PERCENT` so that a burst of failures does not retry in a burst.
+pub const JITTER_PERCENT: u64 = 20;
+
+/// The decision after a failed attempt. `unit_random` is a number in [0, 1) (the caller's
+/// randomness, so tests can pin it); `retry_after` is the receiver's `Retry-After`, already
+/// clamped by the caller, which replaces the scheduled delay.
+pub fn after_failure(
+    policy: &RetryPolicy,
+    attempt: u32,
+    unit_random: f64,
+    retry_after: Option<Duration>,
+) -> AfterFailure {
+    let Some(&base) = policy.schedule_seconds.get(attempt.saturating_sub(1) as usize) else {
+        return AfterFailure::GiveUp;
+    };
+    if let Some(wait) = retry_after {
+        return AfterFailure::RetryIn(wait);
+    }
+    let base_ms = u64::from(base) * 1000;
+    let spread = base_ms * JITTER_PERCENT / 100;
+    let offset = ((unit_random.clamp(0.0, 1.0) * 2.0 - 1.0) * spread as f64) as i64;
+    let ms = (base_ms as i64 + offset).max(1) as u64;
+    AfterFailure::RetryIn(Duration::from_millis(ms))
+}
+
+/// Parses a `Retry-After` value: delay seconds, or an HTTP date relative to `now_unix`.
+pub fn parse_retry_after(value: &str, now_unix: i64) -> Option<Duration> {
+    let value = value.trim();
+    if let Ok(seconds) = value.parse::<u64>() {
+        return Some(Duration::from_secs(seconds));
+    }
+    let at = chrono::DateTime::parse_from_rfc2822(value).ok()?.timestamp();
+    Some(Duration::from_secs(u64::try_from(at - now_unix).unwrap_or(0)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn policy(s: Vec<u32>) -> RetryPolicy {
+        RetryPolicy {
+            schedule_seconds: s,
+            out_of_order_after_failures: None,
+            out_of_order_after_hours: None,
+        }
+    }
+
+    #[test]
+    fn the_schedule_is_followed_with_bounded_jitter_then_gives_up() {
+        let p = policy(vec![10, 60]);
+        assert_eq!(after_failure(&p, 1, 0.5, None), AfterFailure::RetryIn(Duration::from_secs(10)));
+        assert_eq!(after_failure(&p, 1, 0.0, None), AfterFailure::RetryIn(Duration::from_secs(8)));
+        assert_eq!(after_failure(&p, 2, 0.999_999, None), AfterFailure::RetryIn(Duration::from_millis(71_999)));
+        assert_eq!(after_failure(&p, 3, 0.5, None), AfterFailure::GiveUp);
+        assert_eq!(after_failure(&policy(vec![]), 1, 0.5, None), AfterFailure::GiveUp);
+    }
+
+    #[test]
+    fn retry_after_replaces_the_scheduled_delay_but_not_the_count() {
+        let p = policy(vec![10]);
+        let wait = Some(Duration::from_secs(120));
+        assert_eq!(after_failure(&p, 1, 0.5, wait), AfterFailure::RetryIn(Duration::from_secs(120)));
+        assert_eq!(after_failure(&p, 2, 0.5, wait), AfterFailure::GiveUp);
+    }
+
+    #[test]
+    fn retry_after_reads_seconds_and_dates() {
+        assert_eq!(parse_retry_after("120", 0), Some(Duration::from_secs(120)));
+        let now = chrono::DateTime::parse_from_rfc2822("Wed, 21 Oct 2015 07:28:00 GMT").unwrap().timestamp();
+        assert_eq!(parse_retry_after("Wed, 21 Oct 2015 07:29:00 GMT", now), Some(Duration::from_secs(60)));
+        assert_eq!(parse_retry_after("Wed, 21 Oct 2015 07:27:00 GMT", now), Some(Duration::ZERO));
+        assert_eq!(parse_retry_after("soon", now), None);
+    }
+
+    #[test]
+    fn the_most_specific_policy_wins() {
+        let (w, p, s) = (policy(vec![1]), policy(vec![2]), server_default());
+        assert_eq!(effective(Some(&w), Some(&p), &s), &w);
+        assert_eq!(effective(None, Some(&p), &s), &p);
+        assert_eq!(effective(None, None, &s), &s);
+        assert!(s.clone().validate().is_ok());
+    }
+}

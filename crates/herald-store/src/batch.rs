@@ -1,0 +1,91 @@
+//! Pure helpers for the group commit: folding a batch's attempt records into one statistics
+//! change per webhook, so a batch of a thousand attempts costs one UPDATE per webhook rather
+//! than one per attempt.
+
+use std::collections::BTreeMap;
+
+use herald_core::id::WebhookId;
+
+use crate::{AttemptRecord, OutOfOrderRule};
+
+/// One webhook's statistics change from one batch, in the order its attempts finished.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub(crate) struct StatsDelta {
+    pub triggers: i64,
+    pub successes: i64,
+    pub failures: i64,
+    /// Whether any attempt in the batch succeeded: counters "since the last success" restart.
+    pub reset: bool,
+    /// Failures after the batch's last success (or all, when none succeeded).
+    pub failures_after: i64,
+    /// Deliveries that failed for good after the batch's last success.
+    pub exhausted_after: i64,
+    /// The first failure after the batch's last success, in ms.
+    pub failing_since: Option<i64>,
+    pub last_success: Option<(i64, String)>,
+    pub last_failure: Option<(i64, String)>,
+    pub rule: Option<OutOfOrderRule>,
+}
+
+/// Folds records (in order) into one delta per webhook.
+pub(crate) fn fold<'a>(records: impl IntoIterator<Item = &'a AttemptRecord>) -> BTreeMap<WebhookId, StatsDelta> {
+    let mut out: BTreeMap<WebhookId, StatsDelta> = BTreeMap::new();
+    for r in records {
+        let a = &r.attempt;
+        let at = a.started_at.timestamp_millis();
+        let d = out.entry(a.webhook_id.clone()).or_default();
+        d.triggers += 1;
+        if a.succeeded {
+            d.successes += 1;
+            d.reset = true;
+            d.failures_after = 0;
+            d.exhausted_after = 0;
+            d.failing_since = None;
+            d.last_success = Some((at, a.id.to_string()));
+        } else {
+            d.failures += 1;
+            d.failures_after += 1;
+            d.failing_since.get_or_insert(at);
+            d.last_failure = Some((at, a.id.to_string()));
+            if r.delivery_exhausted {
+                d.exhausted_after += 1;
+            }
+            if r.out_of_order.is_some() {
+                d.rule = r.out_of_order;
+            }
+        }
+    }
+    out
+}
+
+/// Whether a webhook with these counters has crossed its out-of-order thresholds.
+pub(crate) fn is_out_of_order(
+    rule: &OutOfOrderRule,
+    failed_deliveries_in_a_row: i64,
+    failing_since_ms: Option<i64>,
+    now_ms: i64,
+) -> bool {
+    let by_count = rule
+        .after_failed_deliveries
+        .is_some_and(|n| failed_deliveries_in_a_row >= i64::from(n));
+    let by_time = match (rule.after_hours, failing_since_ms) {
+        (Some(hours), Some(since)) => now_ms - since >= i64::from(hours) * 3_600_000,
+        _ => false,
+    };
+    by_count || by_time
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn thresholds_by_count_and_by_time() {
+        let rule = OutOfOrderRule { after_failed_deliveries: Some(3), after_hours: Some(2) };
+        assert!(!is_out_of_order(&rule, 2, Some(0), 3_600_000));
+        assert!(is_out_of_order(&rule, 3, None, 0));
+        assert!(is_out_of_order(&rule, 0, Some(0), 7_200_000));
+        let never = OutOfOrderRule { after_failed_deliveries: None, after_hours: None };
+        assert!(!is_out_of_order(&never, 1000, Some(0), i64::MAX / 2));
+    }
+}
