@@ -143,10 +143,10 @@ pub struct Lease {
 #[derive(Clone, Debug)]
 pub struct NewPublish {
     pub event: Event,
-    pub deliveries: Vec<Delivery>,
-    /// Leases the deliveries to this node in the same transaction, so it can send them straight
-    /// from memory; `None` leaves them for whichever node claims them first.
-    pub lease: Option<Lease>,
+    /// Each delivery with an optional lease: a leased delivery belongs to this node from the
+    /// same transaction on, so it can be sent straight from memory; an unleased one waits for
+    /// whichever node claims it first.
+    pub deliveries: Vec<(Delivery, Option<Lease>)>,
 }
 
 /// A webhook status change that applies only from the listed statuses.

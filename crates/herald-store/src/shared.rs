@@ -447,8 +447,7 @@ impl Store for ThisStore {
     async fn publish(&self, event: &Event, deliveries: &[Delivery]) -> StoreResult<Published> {
         let one = NewPublish {
             event: event.clone(),
-            deliveries: deliveries.to_vec(),
-            lease: None,
+            deliveries: deliveries.iter().map(|d| (d.clone(), None)).collect(),
         };
         let mut committed = self.commit(std::slice::from_ref(&one), &[], event.created_at).await?;
         Ok(committed.published.pop().unwrap_or(Published::Created))
@@ -523,7 +522,7 @@ impl Store for ThisStore {
         // deleted since sending, are dropped rather than failing the whole batch.
         let webhook_ids: HashSet<&str> = publishes
             .iter()
-            .flat_map(|p| p.deliveries.iter().map(|d| d.webhook_id.as_str()))
+            .flat_map(|p| p.deliveries.iter().map(|(d, _)| d.webhook_id.as_str()))
             .collect();
         let live_webhooks = existing_ids(&mut tx, "webhooks", webhook_ids.into_iter().collect()).await?;
         let delivery_ids: HashSet<&str> = records.iter().map(|r| r.attempt.delivery_id.as_str()).collect();
@@ -561,22 +560,18 @@ impl Store for ThisStore {
                 committed.published.push(Published::Duplicate(Box::new(Event::try_from(row)?)));
                 continue;
             }
-            let deliveries: Vec<&Delivery> = p
+            let deliveries: Vec<&(Delivery, Option<Lease>)> = p
                 .deliveries
                 .iter()
-                .filter(|d| live_webhooks.contains(d.webhook_id.as_str()))
+                .filter(|(d, _)| live_webhooks.contains(d.webhook_id.as_str()))
                 .collect();
-            let (owner, until) = match &p.lease {
-                Some(l) => (Some(l.owner.as_str()), Some(ms(&l.until))),
-                None => (None, None),
-            };
             // Bounded batches keep each statement under SQLite's bind-parameter limit.
             for chunk in deliveries.chunks(400) {
                 let mut insert = sqlx::QueryBuilder::<Db>::new(
                     "INSERT INTO deliveries (id, project_id, event_id, webhook_id, status, attempts, \
                      next_attempt_at, created_at, updated_at, lease_owner, lease_expires_at) ",
                 );
-                insert.push_values(chunk, |mut row, d| {
+                insert.push_values(chunk, |mut row, (d, lease)| {
                     row.push_bind(d.id.as_str())
                         .push_bind(d.project_id.as_str())
                         .push_bind(d.event_id.as_str())
@@ -586,12 +581,12 @@ impl Store for ThisStore {
                         .push_bind(d.next_attempt_at.as_ref().map(ms))
                         .push_bind(ms(&d.created_at))
                         .push_bind(ms(&d.updated_at))
-                        .push_bind(owner)
-                        .push_bind(until);
+                        .push_bind(lease.as_ref().map(|l| l.owner.as_str()))
+                        .push_bind(lease.as_ref().map(|l| ms(&l.until)));
                 });
                 insert.build().execute(&mut *tx).await?;
             }
-            for d in deliveries {
+            for (d, _) in deliveries {
                 let entry = events_per_webhook.entry(d.webhook_id.as_str()).or_insert((0, 0));
                 entry.0 += 1;
                 entry.1 = entry.1.max(ms(&e.created_at));

@@ -537,7 +537,7 @@ async fn delivery_engine(store: &dyn Store) {
     // Leased at publish: nobody else may claim it until the lease ends.
     let e1 = event(&p.id, "e1", "a.b", 100);
     let d1 = Delivery::new(p.id.clone(), e1.id.clone(), w.id.clone(), e1.created_at);
-    let publish = NewPublish { event: e1.clone(), deliveries: vec![d1.clone()], lease: Some(lease("node-a", 10_000)) };
+    let publish = NewPublish { event: e1.clone(), deliveries: vec![(d1.clone(), Some(lease("node-a", 10_000)))] };
     let done = store.commit(&[publish], &[], at(100)).await.unwrap();
     assert_eq!(done.published, vec![Published::Created]);
     assert!(store.claim_due(&w.id, &lease("node-b", 20_000), at(200), 10).await.unwrap().is_empty());
@@ -583,7 +583,7 @@ async fn delivery_engine(store: &dyn Store) {
     for i in 0..2 {
         let e = event(&p.id, &format!("x{i}"), "a.b", 30_000 + i);
         let d = Delivery::new(p.id.clone(), e.id.clone(), w.id.clone(), e.created_at);
-        store.commit(&[NewPublish { event: e, deliveries: vec![d.clone()], lease: None }], &[], at(30_000)).await.unwrap();
+        store.commit(&[NewPublish { event: e, deliveries: vec![(d.clone(), None)] }], &[], at(30_000)).await.unwrap();
         exhausted.push(record(&d, attempt(&d, 1, 30_100 + i, false), DeliveryStatus::Failed, None));
     }
     let done = store.commit(&[], &exhausted, at(30_200)).await.unwrap();
@@ -612,7 +612,7 @@ async fn delivery_engine(store: &dyn Store) {
     // A status change applies only from the listed statuses.
     let e = event(&p.id, "gone", "a.b", 50_000);
     let d = Delivery::new(p.id.clone(), e.id.clone(), other.id.clone(), e.created_at);
-    store.commit(&[NewPublish { event: e, deliveries: vec![d.clone()], lease: None }], &[], at(50_000)).await.unwrap();
+    store.commit(&[NewPublish { event: e, deliveries: vec![(d.clone(), None)] }], &[], at(50_000)).await.unwrap();
     let mut r = record(&d, attempt(&d, 1, 50_001, false), DeliveryStatus::Failed, None);
     r.webhook_change = Some(StatusChange {
         from: vec![WebhookStatus::Active],
@@ -633,7 +633,7 @@ async fn delivery_engine(store: &dyn Store) {
     // Leases can be given back, one by one or all at once.
     let e = event(&p.id, "lease", "a.b", 70_000);
     let d = Delivery::new(p.id.clone(), e.id.clone(), other.id.clone(), e.created_at);
-    store.commit(&[NewPublish { event: e, deliveries: vec![d.clone()], lease: Some(lease("n", 99_999_999)) }], &[], at(70_000))
+    store.commit(&[NewPublish { event: e, deliveries: vec![(d.clone(), Some(lease("n", 99_999_999)))] }], &[], at(70_000))
         .await
         .unwrap();
     assert!(store.claim_due(&other.id, &lease("m", 99_999_999), at(70_001), 5).await.unwrap().is_empty());
@@ -662,7 +662,7 @@ async fn concurrent_claims_never_overlap(store: Arc<dyn Store>) {
         .map(|i| {
             let e = event(&p.id, &format!("c{i}"), "a.b", 100 + i);
             let d = Delivery::new(p.id.clone(), e.id.clone(), w.id.clone(), e.created_at);
-            NewPublish { event: e, deliveries: vec![d], lease: None }
+            NewPublish { event: e, deliveries: vec![(d, None)] }
         })
         .collect();
     store.commit(&publishes, &[], at(200)).await.unwrap();
