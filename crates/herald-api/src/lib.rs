@@ -32,6 +32,8 @@ mod routes;
 #[derive(Clone, Debug)]
 pub struct ApiState {
     pub store: Arc<dyn Store>,
+    /// Publishing and sending go through the delivery engine.
+    pub engine: herald_delivery::Engine,
     pub settings: Arc<ApiSettings>,
 }
 
@@ -79,7 +81,7 @@ impl utoipa::Modify for BearerAuth {
 
 /// Every route with its OpenAPI description.
 fn api_routes() -> OpenApiRouter<ApiState> {
-    use routes::{api_keys, event_types, events, meta, projects, webhooks};
+    use routes::{api_keys, deliveries, event_types, events, meta, projects, webhooks};
     OpenApiRouter::with_openapi(ApiDoc::openapi())
         .routes(routes!(meta::health))
         .routes(routes!(meta::openapi_json))
@@ -94,6 +96,16 @@ fn api_routes() -> OpenApiRouter<ApiState> {
         .routes(routes!(webhooks::disable))
         .routes(routes!(webhooks::secret))
         .routes(routes!(webhooks::rotate_secret))
+        .routes(routes!(webhooks::stats))
+        .routes(routes!(webhooks::trigger))
+        .routes(routes!(webhooks::validate))
+        .routes(routes!(webhooks::replay))
+        .routes(routes!(deliveries::list_for_webhook))
+        .routes(routes!(deliveries::attempts_for_webhook))
+        .routes(routes!(deliveries::get))
+        .routes(routes!(deliveries::attempts))
+        .routes(routes!(deliveries::replay))
+        .routes(routes!(deliveries::attempt))
         .routes(routes!(api_keys::create, api_keys::list))
         .routes(routes!(api_keys::revoke))
         .routes(routes!(events::publish, events::list))

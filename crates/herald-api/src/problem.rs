@@ -41,8 +41,20 @@ pub enum ApiError {
     NoRoute { method: String, path: String },
     #[error("{method} is not allowed here")]
     MethodNotAllowed { method: String },
+    #[error("{0}")]
+    Unavailable(&'static str),
     #[error("internal error")]
     Internal(#[source] Box<dyn std::error::Error + Send + Sync>),
+}
+
+impl From<herald_delivery::EngineError> for ApiError {
+    fn from(e: herald_delivery::EngineError) -> Self {
+        match e {
+            herald_delivery::EngineError::Store(e) => e.into(),
+            herald_delivery::EngineError::ShuttingDown => Self::Unavailable("Herald is shutting down; try again"),
+            other => Self::Internal(Box::new(other)),
+        }
+    }
 }
 
 impl From<StoreError> for ApiError {
@@ -114,6 +126,7 @@ impl ApiError {
                 "Method not allowed",
                 None,
             ),
+            Self::Unavailable(_) => (S::SERVICE_UNAVAILABLE, "unavailable", "Service unavailable", None),
             Self::Internal(_) => (
                 S::INTERNAL_SERVER_ERROR,
                 "internal",

@@ -13,6 +13,7 @@ use herald_core::api_key::ApiKey;
 use herald_core::auth::Role;
 use herald_core::secret::ApiKeyToken;
 use herald_core::time;
+use herald_delivery::{Engine, EngineConfig};
 use herald_store::Store;
 use secrecy::ExposeSecret;
 use tokio::net::TcpListener;
@@ -25,6 +26,7 @@ pub struct App {
     listener: TcpListener,
     store: Arc<dyn Store>,
     router: axum::Router,
+    engine: Engine,
     first_admin_key: Option<FirstAdminKey>,
     shutdown_grace: Duration,
 }
@@ -44,21 +46,27 @@ impl App {
             .await
             .with_context(|| format!("opening the store at {target:?}"))?;
         let first_admin_key = bootstrap_admin_key(store.as_ref(), config).await?;
+        let listener = TcpListener::bind(config.listen)
+            .await
+            .with_context(|| format!("listening on {}", config.listen))?;
+        let address = listener.local_addr()?;
+        let engine = Engine::start(store.clone(), engine_config(config, address)?)
+            .await
+            .context("starting the delivery engine")?;
         let state = ApiState {
             store: store.clone(),
+            engine: engine.clone(),
             settings: Arc::new(ApiSettings {
                 allow_http: config.allow_http,
                 max_body_bytes: config.max_body_bytes,
             }),
         };
-        let listener = TcpListener::bind(config.listen)
-            .await
-            .with_context(|| format!("listening on {}", config.listen))?;
-        tracing::info!(address = %listener.local_addr()?, store = store.backend(), "Herald is ready");
+        tracing::info!(%address, store = store.backend(), node = engine.node_id(), "Herald is ready");
         Ok(Self {
             listener,
             store,
             router: herald_api::router(state),
+            engine,
             first_admin_key,
             shutdown_grace: Duration::from_secs(config.shutdown_grace_seconds),
         })
@@ -74,15 +82,20 @@ impl App {
         self.store.clone()
     }
 
+    pub fn engine(&self) -> Engine {
+        self.engine.clone()
+    }
+
     /// The admin key created by this start, if the store had none.
     pub fn first_admin_key(&self) -> Option<&FirstAdminKey> {
         self.first_admin_key.as_ref()
     }
 
     /// Serves until `shutdown` is cancelled, then lets in-flight requests finish within the
-    /// grace period.
+    /// grace period, then stops the delivery engine (in-flight sends finish, records commit).
     pub async fn run(self, shutdown: CancellationToken) -> anyhow::Result<()> {
         let grace = self.shutdown_grace;
+        let engine = self.engine.clone();
         let stopping = shutdown.clone();
         let server = axum::serve(self.listener, self.router)
             .with_graceful_shutdown(async move { stopping.cancelled().await });
@@ -95,9 +108,26 @@ impl App {
                 "requests still in flight after the grace period; stopping anyway"
             ),
         }
+        engine.shutdown().await;
         tracing::info!("Herald stopped");
         Ok(())
     }
+}
+
+fn engine_config(config: &Config, address: SocketAddr) -> anyhow::Result<EngineConfig> {
+    Ok(EngineConfig {
+        lane_concurrency: config.lane_concurrency,
+        lane_queue: config.lane_queue,
+        global_concurrency: config.global_concurrency,
+        poll_interval: Duration::from_millis(config.poll_interval_ms),
+        api_url: config.public_url.clone().unwrap_or_else(|| format!("http://{address}/v1/")),
+        allow_http: config.allow_http,
+        allowed_networks: config.networks()?,
+        retention_days: config.retention_days,
+        validation_event: config.validation_event.clone(),
+        shutdown_deadline: Duration::from_secs(config.shutdown_grace_seconds),
+        ..EngineConfig::default()
+    })
 }
 
 /// On a first start (no API key at all), creates the admin key: the configured one, or a new one.

@@ -40,9 +40,33 @@ pub struct Config {
     /// Log filter, in `RUST_LOG` syntax.
     #[serde(default = "defaults::log")]
     pub log: String,
-    /// Seconds to let in-flight requests finish on shutdown.
+    /// Seconds to let in-flight requests and sends finish on shutdown.
     #[serde(default = "defaults::shutdown_grace_seconds")]
     pub shutdown_grace_seconds: u64,
+    /// Herald's public base URL, as receivers should see it (CloudBlue's `api_url`).
+    #[serde(default)]
+    pub public_url: Option<String>,
+    /// Non-public networks (CIDR) deliveries may go to anyway, e.g. "10.0.0.0/8".
+    #[serde(default)]
+    pub allow_networks: Vec<String>,
+    /// Concurrent sends per webhook.
+    #[serde(default = "defaults::lane_concurrency")]
+    pub lane_concurrency: usize,
+    /// Deliveries held in memory per webhook beyond those being sent.
+    #[serde(default = "defaults::lane_queue")]
+    pub lane_queue: usize,
+    /// Concurrent sends in all.
+    #[serde(default = "defaults::global_concurrency")]
+    pub global_concurrency: usize,
+    /// Milliseconds between looks for due deliveries (retries, backlog, expired leases).
+    #[serde(default = "defaults::poll_interval_ms")]
+    pub poll_interval_ms: u64,
+    /// Days events, deliveries and attempts are kept (projects may set their own).
+    #[serde(default = "defaults::retention_days")]
+    pub retention_days: u32,
+    /// The event type name of validation events (the case-management cloud uses "Webhook Validate").
+    #[serde(default = "defaults::validation_event")]
+    pub validation_event: String,
 }
 
 mod defaults {
@@ -64,6 +88,24 @@ mod defaults {
     pub fn shutdown_grace_seconds() -> u64 {
         10
     }
+    pub fn lane_concurrency() -> usize {
+        4
+    }
+    pub fn lane_queue() -> usize {
+        64
+    }
+    pub fn global_concurrency() -> usize {
+        512
+    }
+    pub fn poll_interval_ms() -> u64 {
+        1000
+    }
+    pub fn retention_days() -> u32 {
+        30
+    }
+    pub fn validation_event() -> String {
+        "webhook.validate".into()
+    }
 }
 
 impl Default for Config {
@@ -77,6 +119,14 @@ impl Default for Config {
             admin_key: None,
             log: defaults::log(),
             shutdown_grace_seconds: defaults::shutdown_grace_seconds(),
+            public_url: None,
+            allow_networks: Vec::new(),
+            lane_concurrency: defaults::lane_concurrency(),
+            lane_queue: defaults::lane_queue(),
+            global_concurrency: defaults::global_concurrency(),
+            poll_interval_ms: defaults::poll_interval_ms(),
+            retention_days: defaults::retention_days(),
+            validation_event: defaults::validation_event(),
         }
     }
 }
@@ -93,6 +143,14 @@ impl fmt::Debug for Config {
             .field("admin_key", &self.admin_key.as_ref().map(|_| "<redacted>"))
             .field("log", &self.log)
             .field("shutdown_grace_seconds", &self.shutdown_grace_seconds)
+            .field("public_url", &self.public_url)
+            .field("allow_networks", &self.allow_networks)
+            .field("lane_concurrency", &self.lane_concurrency)
+            .field("lane_queue", &self.lane_queue)
+            .field("global_concurrency", &self.global_concurrency)
+            .field("poll_interval_ms", &self.poll_interval_ms)
+            .field("retention_days", &self.retention_days)
+            .field("validation_event", &self.validation_event)
             .finish()
     }
 }
@@ -143,10 +201,43 @@ pub struct ServeArgs {
     #[arg(long, env = "HERALD_LOG", value_name = "FILTER")]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub log: Option<String>,
-    /// Seconds to let in-flight requests finish on shutdown [default: 10].
+    /// Seconds to let in-flight requests and sends finish on shutdown [default: 10].
     #[arg(long, env = "HERALD_SHUTDOWN_GRACE_SECONDS", value_name = "SECONDS")]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub shutdown_grace_seconds: Option<u64>,
+    /// Herald's public base URL, as receivers see it [default: http://<listen>/v1/].
+    #[arg(long, env = "HERALD_PUBLIC_URL", value_name = "URL")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub public_url: Option<String>,
+    /// A non-public network (CIDR) deliveries may go to anyway; repeat or comma-separate.
+    /// Private, loopback and link-local destinations are refused otherwise.
+    #[arg(long = "allow-network", env = "HERALD_ALLOW_NETWORKS", value_name = "CIDR", value_delimiter = ',')]
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub allow_networks: Vec<String>,
+    /// Concurrent sends per webhook [default: 4].
+    #[arg(long, env = "HERALD_LANE_CONCURRENCY", value_name = "N")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub lane_concurrency: Option<usize>,
+    /// Deliveries held in memory per webhook beyond those being sent [default: 64].
+    #[arg(long, env = "HERALD_LANE_QUEUE", value_name = "N")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub lane_queue: Option<usize>,
+    /// Concurrent sends in all [default: 512].
+    #[arg(long, env = "HERALD_GLOBAL_CONCURRENCY", value_name = "N")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub global_concurrency: Option<usize>,
+    /// Milliseconds between looks for due deliveries [default: 1000].
+    #[arg(long, env = "HERALD_POLL_INTERVAL_MS", value_name = "MS")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub poll_interval_ms: Option<u64>,
+    /// Days events, deliveries and attempts are kept [default: 30].
+    #[arg(long, env = "HERALD_RETENTION_DAYS", value_name = "DAYS")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub retention_days: Option<u32>,
+    /// Event type name of validation events [default: webhook.validate].
+    #[arg(long, env = "HERALD_VALIDATION_EVENT", value_name = "NAME")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub validation_event: Option<String>,
 }
 
 /// A configuration that cannot be used, saying which setting and why.
@@ -197,6 +288,27 @@ impl Config {
                 message: "must be between 1024 and 67108864".into(),
             });
         }
+        self.networks()?;
+        for (field, n) in [
+            ("lane_concurrency", self.lane_concurrency),
+            ("global_concurrency", self.global_concurrency),
+        ] {
+            if !(1..=100_000).contains(&n) {
+                return Err(ConfigError::Invalid { field, message: "must be between 1 and 100000".into() });
+            }
+        }
+        if !(1..=3650).contains(&self.retention_days) {
+            return Err(ConfigError::Invalid { field: "retention_days", message: "must be between 1 and 3650".into() });
+        }
+        if !(10..=3_600_000).contains(&self.poll_interval_ms) {
+            return Err(ConfigError::Invalid { field: "poll_interval_ms", message: "must be between 10 and 3600000".into() });
+        }
+        if herald_core::event_type::EventTypeName::parse(&self.validation_event).is_err() {
+            return Err(ConfigError::Invalid { field: "validation_event", message: "must be a valid event type name".into() });
+        }
+        if let Some(url) = &self.public_url {
+            url::Url::parse(url).map_err(|e| ConfigError::Invalid { field: "public_url", message: e.to_string() })?;
+        }
         if let Some(key) = &self.admin_key {
             let key = key.expose_secret();
             if key.len() < 20 || !key.bytes().all(|b| b.is_ascii_graphic()) {
@@ -207,6 +319,19 @@ impl Config {
             }
         }
         Ok(self)
+    }
+
+    /// The networks deliveries may reach although they are not public.
+    pub fn networks(&self) -> Result<Vec<ipnet::IpNet>, ConfigError> {
+        self.allow_networks
+            .iter()
+            .map(|n| {
+                n.trim().parse().map_err(|_| ConfigError::Invalid {
+                    field: "allow_networks",
+                    message: format!("\"{n}\" is not a CIDR network such as 10.0.0.0/8"),
+                })
+            })
+            .collect()
     }
 
     /// The database to use: `database_url` if set, else SQLite in `data_dir`.

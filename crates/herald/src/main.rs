@@ -2,8 +2,11 @@
 //!
 //! - `herald serve`: run the server (API, storage, and — as they land — delivery).
 //! - `herald openapi`: print the API's OpenAPI 3.1 document.
+//! - `herald verify`: check a saved webhook request's signature (`verify_cmd`).
 
 #![forbid(unsafe_code)]
+
+mod verify_cmd;
 
 use clap::{Parser, Subcommand};
 use herald::app::{App, shutdown_on_signals};
@@ -27,6 +30,9 @@ enum Command {
     Serve(ServeArgs),
     /// Print the OpenAPI 3.1 document of the API to standard output.
     Openapi,
+    /// Check a saved webhook request (headers, blank line, body) against a secret, as a
+    /// receiver would; print `valid` or the check that failed.
+    Verify(verify_cmd::VerifyArgs),
 }
 
 #[tokio::main]
@@ -37,6 +43,16 @@ async fn main() -> anyhow::Result<()> {
             let doc = serde_json::to_string_pretty(&herald_api::openapi())?;
             write_stdout(&doc);
             Ok(())
+        }
+        Command::Verify(args) => {
+            let report = verify_cmd::run(&args);
+            if let Some(out) = &report.stdout {
+                write_stdout(out);
+            }
+            if let Some(err) = &report.stderr {
+                eprintln!("{err}");
+            }
+            std::process::exit(report.exit_code)
         }
     }
 }

@@ -154,21 +154,16 @@ pub async fn publish(
         actor: input.actor.map(Actor::validate).transpose()?,
         created_at: now,
     };
-    let deliveries: Vec<Delivery> = state
+    let matching = state
         .store
         .active_webhooks(&project.id)
         .await?
         .into_iter()
         .filter(|w| w.filter.matches(&event.event_type))
-        .map(|w| Delivery::new(project.id.clone(), event.id.clone(), w.id, now))
         .collect();
-    match state.store.publish(&event, &deliveries).await? {
+    match state.engine.publish(event.clone(), matching).await? {
         Published::Created => {
-            tracing::debug!(
-                event_id = event.id.as_str(),
-                deliveries = deliveries.len(),
-                "published"
-            );
+            tracing::debug!(event_id = event.id.as_str(), "published");
             Ok((StatusCode::ACCEPTED, Json(EventView::from(event))).into_response())
         }
         Published::Duplicate(first) => Ok((

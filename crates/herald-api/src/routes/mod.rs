@@ -1,6 +1,7 @@
 //! One module per resource of the `/v1` API.
 
 pub mod api_keys;
+pub mod deliveries;
 pub mod event_types;
 pub mod events;
 pub mod meta;

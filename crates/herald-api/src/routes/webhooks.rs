@@ -14,7 +14,8 @@ use herald_core::InvalidField;
 use herald_core::auth::Action;
 use herald_core::event_type::EventTypeName;
 use herald_core::filter::EventFilter;
-use herald_core::id::{ProjectId, WebhookId};
+use herald_core::attempt::AttemptTrigger;
+use herald_core::id::{AttemptId, ProjectId, WebhookId};
 use herald_core::project::Project;
 use herald_core::secret::SigningSecret;
 use herald_core::shape::{Format, Preset, Shape, SigningScheme};
@@ -347,7 +348,7 @@ async fn check_event_types_exist(
 }
 
 /// Loads a webhook the caller may see for `action`, or 404.
-async fn load(
+pub(crate) async fn load(
     state: &ApiState,
     caller: &Caller,
     id: &str,
@@ -398,7 +399,12 @@ pub async fn create(
         .validate(&state, &project.id)
         .await?;
     let now = time::now();
-    let (status, status_reason) = if enabled {
+    let (status, status_reason) = if project.settings.require_validation {
+        (
+            WebhookStatus::Pending,
+            Some("waiting for its validation event to succeed (POST /v1/webhooks/{id}/validate)".to_owned()),
+        )
+    } else if enabled {
         (WebhookStatus::Active, None)
     } else {
         (
@@ -527,6 +533,7 @@ pub async fn update(
     webhook.retry_policy = s.retry_policy;
     webhook.updated_at = time::now();
     state.store.update_webhook(&webhook).await?;
+    state.engine.webhook_changed(&webhook.id);
     Ok(Json(WebhookView::for_caller(webhook, &caller)))
 }
 
@@ -541,6 +548,7 @@ pub async fn delete(
 ) -> Result<StatusCode, ApiError> {
     let webhook = load(&state, &caller, &id, Action::ManageWebhooks).await?;
     state.store.delete_webhook(&webhook.id).await?;
+    state.engine.webhook_changed(&webhook.id);
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -557,6 +565,7 @@ async fn set_status(
         webhook.status_reason = Some(format!("{verb} by {}", caller.0.key_id));
         webhook.updated_at = time::now();
         state.store.update_webhook(&webhook).await?;
+        state.engine.webhook_changed(&webhook.id);
     }
     Ok(Json(WebhookView::for_caller(webhook, caller)))
 }
@@ -620,7 +629,142 @@ pub async fn rotate_secret(
     webhook.secret = SigningSecret::generate();
     webhook.updated_at = time::now();
     state.store.update_webhook(&webhook).await?;
+    state.engine.webhook_changed(&webhook.id);
     Ok(Json(SecretView {
         secret: webhook.secret.expose().to_owned(),
     }))
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct StampedAttempt {
+    at: DateTime<Utc>,
+    attempt_id: AttemptId,
+    /// Where the attempt, with its request and response, can be read.
+    link: String,
+}
+
+/// CloudBlue's statistics list for one webhook.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct StatsView {
+    /// Events that triggered the webhook (deliveries made for it).
+    events: u64,
+    /// Attempts made, retries included.
+    triggers: u64,
+    success_responses: u64,
+    failure_responses: u64,
+    failures_since_last_success: u64,
+    last_event_at: Option<DateTime<Utc>>,
+    /// When the next attempt is due, if any delivery is waiting.
+    next_trigger_at: Option<DateTime<Utc>>,
+    last_success: Option<StampedAttempt>,
+    last_failure: Option<StampedAttempt>,
+    /// Deliveries that exhausted their retries since the last success.
+    failed_deliveries_in_a_row: u64,
+}
+
+fn stamped(s: Option<(DateTime<Utc>, AttemptId)>) -> Option<StampedAttempt> {
+    s.map(|(at, id)| StampedAttempt { link: format!("/v1/attempts/{id}"), at, attempt_id: id })
+}
+
+/// The webhook's statistics: events, triggers, successes, failures, and the last of each.
+#[utoipa::path(get, path = "/v1/webhooks/{id}/stats", tag = "webhooks",
+    params(("id" = String, Path, description = "Webhook id")),
+    responses((status = 200, body = StatsView), (status = 404, body = Problem)))]
+pub async fn stats(
+    State(state): State<ApiState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Json<StatsView>, ApiError> {
+    let webhook = load(&state, &caller, &id, Action::ReadWebhooks).await?;
+    let s = state.store.webhook_stats(&webhook.id).await?;
+    Ok(Json(StatsView {
+        events: s.events,
+        triggers: s.triggers,
+        success_responses: s.successes,
+        failure_responses: s.failures,
+        failures_since_last_success: s.failures_since_success,
+        last_event_at: s.last_event_at,
+        next_trigger_at: s.next_trigger_at,
+        last_success: stamped(s.last_success),
+        last_failure: stamped(s.last_failure),
+        failed_deliveries_in_a_row: s.failed_deliveries_in_a_row,
+    }))
+}
+
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TriggerInput {
+    /// The event type to send as (default `webhook.test`); need not exist.
+    #[serde(rename = "type")]
+    event_type: Option<String>,
+    /// The data to send (default `{}`).
+    data: Option<Value>,
+}
+
+/// Trigger now: send a test event (or the given payload) to this webhook at once, whatever its
+/// filter, and answer with the attempt. Success reactivates an out-of-order webhook.
+#[utoipa::path(post, path = "/v1/webhooks/{id}/trigger", tag = "webhooks", request_body = TriggerInput,
+    params(("id" = String, Path, description = "Webhook id")),
+    responses((status = 200, body = crate::routes::deliveries::AttemptView), (status = 404, body = Problem), (status = 422, body = Problem)))]
+pub async fn trigger(
+    State(state): State<ApiState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    JsonBody(input): JsonBody<TriggerInput>,
+) -> Result<Json<crate::routes::deliveries::AttemptView>, ApiError> {
+    let webhook = load(&state, &caller, &id, Action::ManageWebhooks).await?;
+    let event_type = input
+        .event_type
+        .as_deref()
+        .map(EventTypeName::parse)
+        .transpose()
+        .map_err(|e| e.within("type"))?;
+    let data = input.data.unwrap_or_else(|| Value::Object(Default::default()));
+    let attempt = state.engine.send_now(&webhook, event_type, data, AttemptTrigger::Manual).await?;
+    Ok(Json(attempt.into()))
+}
+
+/// Validate: send the validation event; a 2xx moves a `pending` webhook to `active`.
+#[utoipa::path(post, path = "/v1/webhooks/{id}/validate", tag = "webhooks",
+    params(("id" = String, Path, description = "Webhook id")),
+    responses((status = 200, body = crate::routes::deliveries::AttemptView), (status = 404, body = Problem)))]
+pub async fn validate(
+    State(state): State<ApiState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Json<crate::routes::deliveries::AttemptView>, ApiError> {
+    let webhook = load(&state, &caller, &id, Action::ManageWebhooks).await?;
+    let data = Value::Object(Default::default());
+    let attempt = state.engine.send_now(&webhook, None, data, AttemptTrigger::Validation).await?;
+    Ok(Json(attempt.into()))
+}
+
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ReplayInput {
+    /// Replay every failed delivery created at or after this time (RFC 3339).
+    since: DateTime<Utc>,
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct ReplayCount {
+    /// How many failed deliveries are due again.
+    replayed: u64,
+}
+
+/// Replay every failed delivery of the webhook since a time; they are sent again at once.
+#[utoipa::path(post, path = "/v1/webhooks/{id}/replay", tag = "webhooks", request_body = ReplayInput,
+    params(("id" = String, Path, description = "Webhook id")),
+    responses((status = 200, body = ReplayCount), (status = 404, body = Problem), (status = 422, body = Problem)))]
+pub async fn replay(
+    State(state): State<ApiState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    JsonBody(input): JsonBody<ReplayInput>,
+) -> Result<Json<ReplayCount>, ApiError> {
+    let webhook = load(&state, &caller, &id, Action::ManageWebhooks).await?;
+    let since = time::from_millis(input.since.timestamp_millis());
+    let replayed = state.store.replay_failed(&webhook.id, since, time::now()).await?;
+    state.engine.wake();
+    Ok(Json(ReplayCount { replayed }))
 }

@@ -83,6 +83,11 @@ impl Reply {
 pub struct Options {
     pub allow_http: bool,
     pub max_body_bytes: usize,
+    /// Loopback is allowed by default, as receivers in tests live there.
+    pub allow_networks: Vec<String>,
+    pub lane_concurrency: usize,
+    pub poll_interval_ms: u64,
+    pub validation_event: String,
 }
 
 impl Default for Options {
@@ -90,6 +95,10 @@ impl Default for Options {
         Self {
             allow_http: true,
             max_body_bytes: 1024 * 1024,
+            allow_networks: vec!["127.0.0.0/8".into()],
+            lane_concurrency: 4,
+            poll_interval_ms: 50,
+            validation_event: "webhook.validate".into(),
         }
     }
 }
@@ -114,6 +123,11 @@ pub async fn spawn_app_with(backend: Backend, options: Options) -> Option<TestAp
         allow_http: options.allow_http,
         max_body_bytes: options.max_body_bytes,
         admin_key: Some(SecretString::from(admin.clone())),
+        allow_networks: options.allow_networks,
+        lane_concurrency: options.lane_concurrency,
+        poll_interval_ms: options.poll_interval_ms,
+        validation_event: options.validation_event,
+        shutdown_grace_seconds: 2,
         ..Config::default()
     };
     let app = App::build(&config).await.expect("the app builds");
@@ -266,11 +280,15 @@ impl TestApp {
             let events = store.list_events(&p.id, None, &all).await.unwrap().items;
             out.push_str(&format!("{types:?}\n{events:?}\n"));
             for e in &events {
-                let deliveries = store
+                // Which deliveries exist, not their progress: the engine works on them meanwhile.
+                let deliveries: Vec<(String, String)> = store
                     .list_event_deliveries(&p.id, &e.id, &all)
                     .await
                     .unwrap()
-                    .items;
+                    .items
+                    .into_iter()
+                    .map(|d| (d.id.to_string(), d.webhook_id.to_string()))
+                    .collect();
                 out.push_str(&format!("{deliveries:?}\n"));
             }
         }

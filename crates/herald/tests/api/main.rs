@@ -3,6 +3,9 @@
 mod helpers;
 
 mod auth;
+mod event_types;
 mod events;
 mod openapi;
+mod projects;
 mod quick_start;
+mod webhooks;

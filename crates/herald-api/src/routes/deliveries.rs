@@ -1,0 +1,195 @@
+//! Deliveries and their attempts: what was sent where, what came back, and replaying.
+//!
+//! `/v1/webhooks/{id}/deliveries` (undelivered ones by default: pending, retrying, failed),
+//! `/v1/webhooks/{id}/attempts`, `/v1/deliveries/{id}` with its attempts and replay, and
+//! `/v1/attempts/{id}` — the link the statistics give for the last success and failure.
+
+
+
+use axum::Json;
+use axum::extract::{Path, State};
+use chrono::{DateTime, Utc};
+use herald_core::attempt::{Attempt, AttemptError, AttemptTrigger, ReceivedResponse, SentRequest};
+use herald_core::auth::Action;
+use herald_core::delivery::{Delivery, DeliveryStatus};
+use herald_core::id::{AttemptId, DeliveryId, ProjectId, WebhookId};
+use herald_core::time;
+use herald_store::AttemptQuery;
+use serde::{Deserialize, Serialize};
+
+use super::events::DeliveryView;
+use super::webhooks::load as load_webhook;
+use crate::ApiState;
+use crate::auth::Caller;
+use crate::extract::{ListResponse, PageParams, QueryParams, page_request};
+use crate::problem::{ApiError, Problem};
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct AttemptView {
+    id: AttemptId,
+    delivery_id: DeliveryId,
+    webhook_id: WebhookId,
+    project_id: ProjectId,
+    /// 1 for the first try of a delivery.
+    number: u32,
+    trigger: AttemptTrigger,
+    started_at: DateTime<Utc>,
+    duration_ms: u64,
+    succeeded: bool,
+    /// What was sent; signatures and secrets are redacted.
+    request: SentRequest,
+    /// What came back, if anything did (the body is cut at 64 KiB).
+    response: Option<ReceivedResponse>,
+    /// Why it failed: timeout, connect, tls, dns, status, refused_by_policy.
+    error: Option<AttemptError>,
+}
+
+impl From<Attempt> for AttemptView {
+    fn from(a: Attempt) -> Self {
+        Self {
+            id: a.id,
+            delivery_id: a.delivery_id,
+            webhook_id: a.webhook_id,
+            project_id: a.project_id,
+            number: a.number,
+            trigger: a.trigger,
+            started_at: a.started_at,
+            duration_ms: a.duration_ms,
+            succeeded: a.succeeded,
+            request: a.request,
+            response: a.response,
+            error: a.error,
+        }
+    }
+}
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct ListDeliveries {
+    /// Comma-separated statuses: pending, retrying, succeeded, failed, or `all`
+    /// (default: the undelivered ones, `pending,retrying,failed`).
+    status: Option<String>,
+    /// Items per page, 1 to 250 (default 50).
+    limit: Option<i64>,
+    /// The `next_cursor` of the previous page.
+    cursor: Option<String>,
+}
+
+fn statuses(list: Option<&str>) -> Result<Vec<DeliveryStatus>, ApiError> {
+    match list {
+        None => Ok(vec![DeliveryStatus::Pending, DeliveryStatus::Retrying, DeliveryStatus::Failed]),
+        Some("all") => Ok(Vec::new()),
+        Some(list) => list
+            .split(',')
+            .map(|s| {
+                DeliveryStatus::parse(s.trim()).ok_or_else(|| ApiError::BadQuery {
+                    field: "status".into(),
+                    message: format!("unknown status \"{s}\"; use pending, retrying, succeeded, failed or all"),
+                })
+            })
+            .collect(),
+    }
+}
+
+/// A webhook's deliveries, newest first: by default the undelivered ones.
+#[utoipa::path(get, path = "/v1/webhooks/{id}/deliveries", tag = "deliveries",
+    params(("id" = String, Path, description = "Webhook id"), ListDeliveries),
+    responses((status = 200, body = ListResponse<DeliveryView>), (status = 400, body = Problem), (status = 404, body = Problem)))]
+pub async fn list_for_webhook(
+    State(state): State<ApiState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    QueryParams(q): QueryParams<ListDeliveries>,
+) -> Result<Json<ListResponse<DeliveryView>>, ApiError> {
+    let page = page_request(q.limit, q.cursor.as_deref())?;
+    let statuses = statuses(q.status.as_deref())?;
+    let webhook = load_webhook(&state, &caller, &id, Action::ReadWebhooks).await?;
+    let found = state.store.list_webhook_deliveries(&webhook.id, &statuses, &page).await?;
+    Ok(Json(ListResponse::from_page(found, DeliveryView::from)))
+}
+
+/// A webhook's attempts, newest first, each with its request and response.
+#[utoipa::path(get, path = "/v1/webhooks/{id}/attempts", tag = "deliveries",
+    params(("id" = String, Path, description = "Webhook id"), PageParams),
+    responses((status = 200, body = ListResponse<AttemptView>), (status = 400, body = Problem), (status = 404, body = Problem)))]
+pub async fn attempts_for_webhook(
+    State(state): State<ApiState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    QueryParams(params): QueryParams<PageParams>,
+) -> Result<Json<ListResponse<AttemptView>>, ApiError> {
+    let page = params.request()?;
+    let webhook = load_webhook(&state, &caller, &id, Action::ReadWebhooks).await?;
+    let found = state.store.list_attempts(&AttemptQuery::Webhook(webhook.id), &page).await?;
+    Ok(Json(ListResponse::from_page(found, AttemptView::from)))
+}
+
+async fn load(state: &ApiState, caller: &Caller, id: &str) -> Result<Delivery, ApiError> {
+    caller.require(Action::ReadEvents)?;
+    let id = DeliveryId::parse(id).map_err(|_| ApiError::NotFound { entity: "delivery" })?;
+    let delivery = state.store.delivery(&id).await?;
+    caller.scope(&delivery.project_id, "delivery")?;
+    Ok(delivery)
+}
+
+/// One delivery.
+#[utoipa::path(get, path = "/v1/deliveries/{id}", tag = "deliveries",
+    params(("id" = String, Path, description = "Delivery id")),
+    responses((status = 200, body = DeliveryView), (status = 404, body = Problem)))]
+pub async fn get(
+    State(state): State<ApiState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Json<DeliveryView>, ApiError> {
+    Ok(Json(load(&state, &caller, &id).await?.into()))
+}
+
+/// A delivery's attempts, newest first.
+#[utoipa::path(get, path = "/v1/deliveries/{id}/attempts", tag = "deliveries",
+    params(("id" = String, Path, description = "Delivery id"), PageParams),
+    responses((status = 200, body = ListResponse<AttemptView>), (status = 400, body = Problem), (status = 404, body = Problem)))]
+pub async fn attempts(
+    State(state): State<ApiState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    QueryParams(params): QueryParams<PageParams>,
+) -> Result<Json<ListResponse<AttemptView>>, ApiError> {
+    let page = params.request()?;
+    let delivery = load(&state, &caller, &id).await?;
+    let found = state.store.list_attempts(&AttemptQuery::Delivery(delivery.id), &page).await?;
+    Ok(Json(ListResponse::from_page(found, AttemptView::from)))
+}
+
+/// Replay one delivery: it is sent again at once, with the same delivery id.
+#[utoipa::path(post, path = "/v1/deliveries/{id}/replay", tag = "deliveries",
+    params(("id" = String, Path, description = "Delivery id")),
+    responses((status = 200, body = DeliveryView), (status = 403, body = Problem), (status = 404, body = Problem)))]
+pub async fn replay(
+    State(state): State<ApiState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Json<DeliveryView>, ApiError> {
+    caller.require(Action::ManageWebhooks)?;
+    let delivery = load(&state, &caller, &id).await?;
+    let replayed = state.store.replay_delivery(&delivery.id, time::now()).await?;
+    state.engine.wake();
+    Ok(Json(replayed.into()))
+}
+
+/// One attempt, with the request sent and the response received.
+#[utoipa::path(get, path = "/v1/attempts/{id}", tag = "deliveries",
+    params(("id" = String, Path, description = "Attempt id")),
+    responses((status = 200, body = AttemptView), (status = 404, body = Problem)))]
+pub async fn attempt(
+    State(state): State<ApiState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Json<AttemptView>, ApiError> {
+    caller.require(Action::ReadWebhooks)?;
+    let id = AttemptId::parse(&id).map_err(|_| ApiError::NotFound { entity: "attempt" })?;
+    let attempt = state.store.attempt(&id).await?;
+    caller.scope(&attempt.project_id, "attempt")?;
+    Ok(Json(attempt.into()))
+}
+

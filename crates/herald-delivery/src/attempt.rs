@@ -1,0 +1,168 @@
+//! One try of one delivery: prepare the request, send it, decide what follows, and queue the
+//! record for the group commit.
+//!
+//! The decision: a 2xx succeeds; `410 Gone` fails the delivery and disables the webhook at once
+//! (Standard Webhooks' rule); anything else retries on the webhook's policy — or at the time the
+//! receiver asked for with `Retry-After` on 429/503, within bounds — until the policy gives up,
+//! which counts toward the webhook going out of order.
+
+use std::sync::Arc;
+
+use herald_core::attempt::{Attempt, AttemptError, AttemptTrigger, ErrorKind, SentRequest};
+use herald_core::delivery::DeliveryStatus;
+use herald_core::id::AttemptId;
+use herald_core::retry::{self, AfterFailure};
+use herald_core::time;
+use herald_core::webhook::WebhookStatus;
+use herald_store::{AttemptRecord, OutOfOrderRule, StatusChange};
+
+use crate::cache::WebhookEntry;
+use crate::dispatcher::Job;
+use crate::engine::Core;
+use crate::request::{Try, prepare};
+use crate::send::Outcome;
+
+/// Runs a scheduled attempt from a lane.
+pub(crate) async fn run(core: &Arc<Core>, job: Job) {
+    let webhook_id = job.delivery.webhook_id.clone();
+    let entry = match core.cache.get(core.store.as_ref(), &core.config.default_retry, &webhook_id).await {
+        Ok(Some(entry)) if entry.webhook.status == WebhookStatus::Active => entry,
+        Ok(_) => {
+            // Deleted, disabled or out of order since it was queued: the delivery stays pending
+            // (or goes with its webhook) and the lease is given back.
+            core.release_later(vec![job.delivery.id]);
+            return;
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, webhook_id = %webhook_id, "could not load the webhook; the lease will expire and the delivery be retried");
+            return;
+        }
+    };
+    let (attempt, outcome) = try_once(core, &entry, &job, AttemptTrigger::Scheduled).await;
+    let record = decide(core, &entry, &job, attempt, &outcome);
+    core.record(record).await;
+}
+
+/// Sends one attempt and builds its record (not yet decided).
+pub(crate) async fn try_once(
+    core: &Core,
+    entry: &WebhookEntry,
+    job: &Job,
+    trigger: AttemptTrigger,
+) -> (Attempt, Outcome) {
+    let webhook = &entry.webhook;
+    let number = job.delivery.attempts + 1;
+    let started_at = time::now();
+    let (last_success_at, last_failure_at) = *entry.last.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    let prepared = prepare(
+        webhook,
+        &job.event,
+        Try {
+            delivery_id: &job.delivery.id,
+            attempt: number,
+            now: started_at,
+            last_success_at,
+            last_failure_at,
+            api_url: &core.config.api_url,
+            account_secret: core.config.account_secret.as_ref(),
+        },
+    );
+    let (request, outcome) = match prepared {
+        Ok(prepared) => {
+            let outcome = core.sender.send(&prepared, webhook.timeout.duration()).await;
+            let request = SentRequest {
+                method: webhook.method.as_str().to_owned(),
+                url: prepared.url.to_string(),
+                headers: prepared.redacted_headers(),
+            };
+            (request, outcome)
+        }
+        Err(e) => (
+            SentRequest { method: webhook.method.as_str().to_owned(), url: webhook.url.as_str().to_owned(), headers: Default::default() },
+            Outcome {
+                response: None,
+                error: Some(AttemptError { kind: ErrorKind::RefusedByPolicy, message: format!("could not sign: {e}") }),
+                retry_after: None,
+                duration: std::time::Duration::ZERO,
+            },
+        ),
+    };
+    let succeeded = outcome.succeeded();
+    {
+        let mut last = entry.last.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if succeeded {
+            last.0 = Some(started_at);
+        } else {
+            last.1 = Some(started_at);
+        }
+    }
+    let attempt = Attempt {
+        id: AttemptId::new(),
+        delivery_id: job.delivery.id.clone(),
+        webhook_id: webhook.id.clone(),
+        project_id: webhook.project_id.clone(),
+        number,
+        trigger,
+        started_at,
+        duration_ms: u64::try_from(outcome.duration.as_millis()).unwrap_or(u64::MAX),
+        request,
+        response: outcome.response.clone(),
+        error: outcome.error.clone(),
+        succeeded,
+    };
+    (attempt, outcome)
+}
+
+/// What follows a scheduled attempt.
+pub(crate) fn decide(core: &Core, entry: &WebhookEntry, job: &Job, attempt: Attempt, outcome: &Outcome) -> AttemptRecord {
+    let policy = &entry.policy;
+    let rule = OutOfOrderRule {
+        after_failed_deliveries: policy.out_of_order_after_failures,
+        after_hours: policy.out_of_order_after_hours,
+    };
+    let base = AttemptRecord {
+        event_id: job.event.id.clone(),
+        delivery_status: DeliveryStatus::Succeeded,
+        next_attempt_at: None,
+        webhook_change: None,
+        delivery_exhausted: false,
+        out_of_order: None,
+        attempt,
+    };
+    if base.attempt.succeeded {
+        return base;
+    }
+    if outcome.status() == Some(410) {
+        return AttemptRecord {
+            delivery_status: DeliveryStatus::Failed,
+            webhook_change: Some(gone(&core.config.node_id)),
+            ..base
+        };
+    }
+    let retry_after = outcome.retry_after.map(|d| d.clamp(std::time::Duration::from_secs(1), core.config.max_retry_after));
+    match retry::after_failure(policy, base.attempt.number, rand::random::<f64>(), retry_after) {
+        AfterFailure::RetryIn(delay) => AttemptRecord {
+            delivery_status: DeliveryStatus::Retrying,
+            next_attempt_at: Some(time::from_millis(
+                time::now().timestamp_millis() + i64::try_from(delay.as_millis()).unwrap_or(i64::MAX / 2),
+            )),
+            out_of_order: Some(rule),
+            ..base
+        },
+        AfterFailure::GiveUp => AttemptRecord {
+            delivery_status: DeliveryStatus::Failed,
+            delivery_exhausted: true,
+            out_of_order: Some(rule),
+            ..base
+        },
+    }
+}
+
+/// `410 Gone`: the receiver says the endpoint is gone for good.
+pub(crate) fn gone(node: &str) -> StatusChange {
+    StatusChange {
+        from: vec![WebhookStatus::Active, WebhookStatus::Pending, WebhookStatus::OutOfOrder],
+        to: WebhookStatus::Disabled,
+        reason: format!("disabled by Herald ({node}): the target answered 410 Gone"),
+    }
+}

@@ -1,0 +1,194 @@
+//! Outbound safety: where Herald may send.
+//!
+//! Destinations that resolve to private, loopback, link-local, multicast or unspecified
+//! addresses are refused, unless the operator allows them by CIDR. The check runs on the
+//! addresses a name *resolves to*, at connect time (a resolver given to the HTTP client), so a
+//! public name pointing at 127.0.0.1 is refused too; IP literals — in whatever form the URL
+//! spelled them (decimal, octal, IPv4-mapped IPv6), which the URL parser has already normalised
+//! — are checked before the request is made.
+
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::sync::Arc;
+
+use ipnet::IpNet;
+
+/// Which destinations are allowed.
+#[derive(Clone, Debug, Default)]
+pub struct DestinationPolicy {
+    /// Networks allowed even though they are not public (e.g. `127.0.0.0/8` in tests).
+    pub allowed: Vec<IpNet>,
+}
+
+/// A destination Herald will not send to.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("destination {ip} is {why}; allow its network explicitly to send there")]
+pub struct Refused {
+    pub ip: IpAddr,
+    pub why: &'static str,
+}
+
+/// A name that did not resolve.
+#[derive(Debug, thiserror::Error)]
+#[error("could not resolve {name}: {source}")]
+pub struct DnsFailure {
+    pub name: String,
+    #[source]
+    pub source: std::io::Error,
+}
+
+impl DestinationPolicy {
+    pub fn check(&self, ip: IpAddr) -> Result<(), Refused> {
+        let ip = canonical(ip);
+        if self.allowed.iter().any(|net| net.contains(&ip)) {
+            return Ok(());
+        }
+        match non_public(ip) {
+            Some(why) => Err(Refused { ip, why }),
+            None => Ok(()),
+        }
+    }
+}
+
+/// IPv4-mapped and IPv4-compatible IPv6 addresses are judged as the IPv4 address they carry.
+fn canonical(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
+        v4 => v4,
+    }
+}
+
+fn non_public(ip: IpAddr) -> Option<&'static str> {
+    match ip {
+        IpAddr::V4(v4) => non_public_v4(v4),
+        IpAddr::V6(v6) => non_public_v6(v6),
+    }
+}
+
+fn non_public_v4(ip: Ipv4Addr) -> Option<&'static str> {
+    let [a, b, ..] = ip.octets();
+    if ip.is_unspecified() || a == 0 {
+        Some("unspecified")
+    } else if ip.is_loopback() {
+        Some("loopback")
+    } else if ip.is_private() || (a == 100 && (64..128).contains(&b)) {
+        Some("private")
+    } else if ip.is_link_local() {
+        Some("link-local")
+    } else if ip.is_multicast() || ip.is_broadcast() || a >= 240 {
+        Some("multicast or reserved")
+    } else {
+        None
+    }
+}
+
+fn non_public_v6(ip: Ipv6Addr) -> Option<&'static str> {
+    let first = ip.segments()[0];
+    if ip.is_unspecified() {
+        Some("unspecified")
+    } else if ip.is_loopback() {
+        Some("loopback")
+    } else if (first & 0xfe00) == 0xfc00 {
+        Some("private")
+    } else if (first & 0xffc0) == 0xfe80 {
+        Some("link-local")
+    } else if ip.is_multicast() {
+        Some("multicast or reserved")
+    } else if let Some(v4) = ip.to_ipv4() {
+        // IPv4-compatible (::a.b.c.d) and NAT64-style embeddings of a non-public IPv4.
+        non_public_v4(v4)
+    } else {
+        None
+    }
+}
+
+/// A resolver for the HTTP client that drops every address the policy refuses, and fails the
+/// connection (with [`Refused`]) when none is left.
+#[derive(Clone, Debug)]
+pub struct GuardedResolver {
+    pub policy: Arc<DestinationPolicy>,
+}
+
+impl reqwest::dns::Resolve for GuardedResolver {
+    fn resolve(&self, name: reqwest::dns::Name) -> reqwest::dns::Resolving {
+        let policy = self.policy.clone();
+        Box::pin(async move {
+            let host = name.as_str().to_owned();
+            let addrs: Vec<SocketAddr> = tokio::net::lookup_host((host.as_str(), 0))
+                .await
+                .map_err(|source| -> Box<dyn std::error::Error + Send + Sync> {
+                    Box::new(DnsFailure { name: host.clone(), source })
+                })?
+                .collect();
+            let mut refused = None;
+            let allowed: Vec<SocketAddr> = addrs
+                .into_iter()
+                .filter(|a| match policy.check(a.ip()) {
+                    Ok(()) => true,
+                    Err(r) => {
+                        refused.get_or_insert(r);
+                        false
+                    }
+                })
+                .collect();
+            match (allowed.is_empty(), refused) {
+                (true, Some(r)) => Err(Box::new(r) as Box<dyn std::error::Error + Send + Sync>),
+                _ => Ok(Box::new(allowed.into_iter()) as reqwest::dns::Addrs),
+            }
+        })
+    }
+}
+
+/// Checks a URL whose host is an IP literal (the resolver never sees those).
+pub fn check_url(policy: &DestinationPolicy, url: &url::Url) -> Result<(), Refused> {
+    match url.host() {
+        Some(url::Host::Ipv4(ip)) => policy.check(IpAddr::V4(ip)),
+        Some(url::Host::Ipv6(ip)) => policy.check(IpAddr::V6(ip)),
+        _ => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn refused(url: &str) -> bool {
+        check_url(&DestinationPolicy::default(), &url::Url::parse(url).unwrap()).is_err()
+    }
+
+    #[test]
+    fn every_spelling_of_a_private_address_is_refused() {
+        for url in [
+            "http://127.0.0.1/",
+            "http://2130706433/",
+            "http://0x7f.0.0.1/",
+            "http://0177.0.0.1/",
+            "http://127.1/",
+            "http://[::1]/",
+            "http://[::ffff:127.0.0.1]/",
+            "http://[::ffff:7f00:1]/",
+            "http://10.1.2.3/",
+            "http://172.16.0.1/",
+            "http://192.168.1.1/",
+            "http://169.254.169.254/",
+            "http://0.0.0.0/",
+            "http://[::]/",
+            "http://[fe80::1]/",
+            "http://[fd00::1]/",
+            "http://224.0.0.1/",
+            "http://100.64.0.1/",
+        ] {
+            assert!(refused(url), "{url} should be refused");
+        }
+        for url in ["http://93.184.216.34/", "http://[2606:2800:220:1::1]/", "https://example.com/"] {
+            assert!(!refused(url), "{url} should be allowed");
+        }
+    }
+
+    #[test]
+    fn allowed_networks_are_let_through() {
+        let policy = DestinationPolicy { allowed: vec!["127.0.0.0/8".parse().unwrap()] };
+        assert!(policy.check("127.0.0.1".parse().unwrap()).is_ok());
+        assert!(policy.check("::ffff:127.0.0.1".parse().unwrap()).is_ok());
+        assert!(policy.check("10.0.0.1".parse().unwrap()).is_err());
+    }
+}

@@ -1,0 +1,54 @@
+//! Claims due work the lanes do not already hold: retries whose time has come, deliveries left
+//! unleased because their lane was full, and deliveries whose lease expired because the node
+//! holding them died. Runs every poll interval, or at once when woken (a replay, an enable).
+
+use std::sync::Arc;
+
+use herald_core::time;
+use herald_core::webhook::WebhookStatus;
+use herald_store::Lease;
+
+use crate::dispatcher::Job;
+use crate::engine::Core;
+
+pub(crate) async fn run(core: Arc<Core>) {
+    loop {
+        tokio::select! {
+            _ = core.shutdown.cancelled() => return,
+            _ = tokio::time::sleep(core.config.poll_interval) => {}
+            _ = core.wake.notified() => {}
+        }
+        if let Err(e) = poll_once(&core).await {
+            tracing::warn!(error = %e, "polling for due deliveries failed; trying again next interval");
+        }
+    }
+}
+
+/// One pass: every webhook with due, unleased work gets as much as its lane has room for.
+pub(crate) async fn poll_once(core: &Arc<Core>) -> herald_store::StoreResult<usize> {
+    let now = time::now();
+    let mut claimed = 0;
+    for webhook in core.store.webhooks_with_due_work(now, 1000).await? {
+        let room = core.dispatcher.room(&webhook);
+        if room == 0 {
+            continue;
+        }
+        let Some(entry) = core.cache.get(core.store.as_ref(), &core.config.default_retry, &webhook).await? else {
+            continue;
+        };
+        if entry.webhook.status != WebhookStatus::Active {
+            continue;
+        }
+        let lease = Lease { owner: core.config.node_id.clone(), until: core.lease_until(&entry.webhook, now) };
+        let jobs: Vec<Job> = core
+            .store
+            .claim_due(&webhook, &lease, now, u32::try_from(room).unwrap_or(u32::MAX))
+            .await?
+            .into_iter()
+            .map(|c| Job { delivery: c.delivery, event: Arc::new(c.event) })
+            .collect();
+        claimed += jobs.len();
+        core.dispatcher.submit(core, jobs);
+    }
+    Ok(claimed)
+}

@@ -1,0 +1,111 @@
+//! Building the HTTP request for one attempt: render the payload in the webhook's format, sign
+//! it with its scheme, add custom and Herald headers, and note which headers hold secrets so the
+//! stored attempt can redact them. Pure: no I/O.
+
+use herald_core::attempt::redact_headers;
+use herald_core::event::Event;
+use herald_core::id::DeliveryId;
+use herald_core::payload::{DeliveryContext, query_params, render};
+use herald_core::secret::SigningSecret;
+use herald_core::shape::SigningScheme;
+use herald_core::signing::{SigningError, SigningKeys, sign};
+use herald_core::time::Timestamp;
+use herald_core::webhook::{HttpMethod, Webhook};
+
+pub const USER_AGENT: &str = concat!("Herald/", env!("CARGO_PKG_VERSION"));
+
+/// Everything needed to send one attempt.
+#[derive(Clone, Debug)]
+pub struct Prepared {
+    pub method: HttpMethod,
+    pub url: url::Url,
+    pub headers: Vec<(String, String)>,
+    pub body: Option<Vec<u8>>,
+    /// Lower-case names of headers whose values must not be stored.
+    pub secret_headers: Vec<String>,
+}
+
+impl Prepared {
+    /// The headers as stored with the attempt: secrets redacted.
+    pub fn redacted_headers(&self) -> std::collections::BTreeMap<String, String> {
+        redact_headers(
+            self.headers.iter().map(|(k, v)| (k.as_str(), v.as_str())),
+            &self.secret_headers,
+        )
+    }
+}
+
+/// What the request is about, beyond the webhook and the event.
+#[derive(Clone, Copy, Debug)]
+pub struct Try<'a> {
+    pub delivery_id: &'a DeliveryId,
+    pub attempt: u32,
+    pub now: Timestamp,
+    pub last_success_at: Option<Timestamp>,
+    pub last_failure_at: Option<Timestamp>,
+    pub api_url: &'a str,
+    pub account_secret: Option<&'a SigningSecret>,
+}
+
+pub fn prepare(webhook: &Webhook, event: &Event, t: Try<'_>) -> Result<Prepared, SigningError> {
+    let ctx = DeliveryContext {
+        event,
+        webhook,
+        delivery_id: t.delivery_id,
+        attempt: t.attempt,
+        triggered_at: t.now,
+        last_success_at: t.last_success_at,
+        last_failure_at: t.last_failure_at,
+        api_url: t.api_url,
+    };
+    let payload = render(&ctx);
+    let mut url = webhook.url.url().clone();
+    let body = match webhook.method {
+        HttpMethod::Post => Some(serde_json::to_vec(&payload).unwrap_or_default()),
+        HttpMethod::Get => {
+            url.query_pairs_mut().extend_pairs(query_params(&payload));
+            None
+        }
+    };
+    let secrets = std::slice::from_ref(&webhook.secret);
+    let keys = SigningKeys {
+        webhook: secrets,
+        account: t.account_secret,
+    };
+    let signature = sign(
+        &webhook.shape.scheme,
+        &keys,
+        t.delivery_id.as_str(),
+        t.now.timestamp(),
+        &payload,
+        body.as_deref().unwrap_or_default(),
+    )?;
+    let mut headers: Vec<(String, String)> = Vec::with_capacity(8 + webhook.headers.as_map().len());
+    headers.push(("user-agent".into(), USER_AGENT.into()));
+    if body.is_some() {
+        headers.push(("content-type".into(), "application/json".into()));
+    }
+    headers.extend(webhook.headers.iter().map(|(k, v)| (k.clone(), v.clone())));
+    headers.extend(signature);
+    headers.push(("x-herald-delivery-id".into(), t.delivery_id.to_string()));
+    headers.push(("x-herald-attempt".into(), t.attempt.to_string()));
+    Ok(Prepared {
+        method: webhook.method,
+        url,
+        headers,
+        body,
+        secret_headers: secret_headers(&webhook.shape.scheme),
+    })
+}
+
+fn secret_headers(scheme: &SigningScheme) -> Vec<String> {
+    let mut names = vec!["authorization".to_owned(), "proxy-authorization".to_owned()];
+    match scheme {
+        SigningScheme::StandardWebhooks => names.push("webhook-signature".into()),
+        SigningScheme::HmacSha256 { header, .. } | SigningScheme::SecretHeader { header } => {
+            names.push(header.to_ascii_lowercase());
+        }
+        SigningScheme::JwtHs256 | SigningScheme::None => {}
+    }
+    names
+}

@@ -1,0 +1,125 @@
+//! The group commit.
+//!
+//! Every write on the hot path — a publish, an attempt's record — is an [`Op`] on one queue.
+//! The writer takes everything queued (up to a batch limit), commits it in ONE transaction (one
+//! fsync for the lot), answers each waiter, and hands the deliveries leased in that transaction
+//! to the dispatcher. While a commit is on disk the next batch gathers, so the busier Herald is,
+//! the larger the batches and the cheaper each write. If a batch fails, its ops are retried one
+//! by one so a single bad one cannot sink the others.
+
+use std::sync::Arc;
+
+use herald_store::{AttemptRecord, NewPublish, Published, StoreError, StoreResult};
+use tokio::sync::{mpsc, oneshot};
+
+use crate::dispatcher::Job;
+use crate::engine::Core;
+
+pub(crate) enum Op {
+    Publish {
+        publish: NewPublish,
+        /// The leased deliveries, to dispatch once committed.
+        jobs: Vec<Job>,
+        reply: oneshot::Sender<StoreResult<Published>>,
+    },
+    Record {
+        record: AttemptRecord,
+        /// Told once the record is committed, for callers that wait (Trigger now).
+        reply: Option<oneshot::Sender<StoreResult<()>>>,
+    },
+    /// Everything queued before this is committed; then the writer stops.
+    Stop(oneshot::Sender<()>),
+}
+
+pub(crate) async fn run(core: Arc<Core>, mut queue: mpsc::Receiver<Op>) {
+    let max = core.config.max_batch;
+    let mut batch = Vec::with_capacity(max);
+    loop {
+        let Some(first) = queue.recv().await else { return };
+        batch.push(first);
+        while batch.len() < max {
+            match queue.try_recv() {
+                Ok(op) => batch.push(op),
+                Err(_) => break,
+            }
+        }
+        let stop = match batch.last() {
+            Some(Op::Stop(_)) => batch.pop(),
+            _ => None,
+        };
+        commit(&core, std::mem::take(&mut batch)).await;
+        if let Some(Op::Stop(done)) = stop {
+            let _ = done.send(());
+            return;
+        }
+    }
+}
+
+async fn commit(core: &Arc<Core>, ops: Vec<Op>) {
+    if ops.is_empty() {
+        return;
+    }
+    let mut publishes = Vec::new();
+    let mut records = Vec::new();
+    for op in &ops {
+        match op {
+            Op::Publish { publish, .. } => publishes.push(publish.clone()),
+            Op::Record { record, .. } => records.push(record.clone()),
+            Op::Stop(_) => {}
+        }
+    }
+    let now = herald_core::time::now();
+    match core.store.commit(&publishes, &records, now).await {
+        Ok(committed) => {
+            let mut published = committed.published.into_iter();
+            for op in ops {
+                match op {
+                    Op::Publish { jobs, reply, .. } => {
+                        let outcome = published.next().unwrap_or(Published::Created);
+                        if outcome == Published::Created {
+                            core.dispatcher.submit(core, jobs);
+                        }
+                        let _ = reply.send(Ok(outcome));
+                    }
+                    Op::Record { reply, .. } => {
+                        if let Some(reply) = reply {
+                            let _ = reply.send(Ok(()));
+                        }
+                    }
+                    Op::Stop(_) => {}
+                }
+            }
+            for webhook in committed.out_of_order {
+                core.went_out_of_order(webhook);
+            }
+        }
+        Err(e) if ops.len() > 1 => {
+            tracing::warn!(error = %e, ops = ops.len(), "group commit failed; committing one by one");
+            for op in ops {
+                Box::pin(commit(core, vec![op])).await;
+            }
+        }
+        Err(e) => fail(ops, e),
+    }
+}
+
+/// A lone op that could not be committed: its waiter hears why. A record that is lost this way
+/// leaves its delivery leased; the lease expires and the delivery is tried again.
+fn fail(ops: Vec<Op>, error: StoreError) {
+    tracing::error!(error = %error, "a write could not be committed");
+    let message = error.to_string();
+    for op in ops {
+        match op {
+            Op::Publish { reply, .. } => {
+                let _ = reply.send(Err(StoreError::Corrupt {
+                    what: "publish",
+                    source: message.clone().into(),
+                }));
+            }
+            Op::Record { reply: Some(reply), .. } => {
+                let _ = reply.send(Err(StoreError::Corrupt { what: "attempt", source: message.clone().into() }));
+            }
+            Op::Record { reply: None, .. } | Op::Stop(_) => {}
+        }
+    }
+}

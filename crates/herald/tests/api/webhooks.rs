@@ -1,0 +1,1177 @@
+//! Webhooks: every setting on create and PATCH, presets, formats and signing, validation of each
+//! field, status changes, lists and their filters, secrets, and deletion.
+
+#![allow(clippy::unwrap_used, reason = "a missing value fails the test")]
+
+use std::collections::BTreeSet;
+
+use serde_json::{Value, json};
+
+use crate::helpers::{Backend, Options, TestApp, on_both_stores, spawn_app_with};
+
+/// A made-up but well-formed webhook id.
+const NO_SUCH_WEBHOOK: &str = "wh_01JD3ZZZZZZZZZZZZZZZZZZZZZ";
+
+fn id_of(body: &Value) -> String {
+    body["id"].as_str().unwrap().to_owned()
+}
+
+fn ids(list: &Value) -> BTreeSet<String> {
+    list["data"].as_array().unwrap().iter().map(id_of).collect()
+}
+
+/// The body without the fields that change on every write.
+fn settled(body: &Value) -> Value {
+    let mut body = body.clone();
+    let map = body.as_object_mut().unwrap();
+    map.remove("updated_at");
+    body
+}
+
+async fn my_key_id(app: &TestApp, key: &str) -> String {
+    app.get("/v1/me", key).await.ok(200)["key_id"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
+async fn a_webhook_is_created_with_every_field_and_read_back_unchanged(app: TestApp) {
+    let project = app.project("acme").await;
+    app.event_type(&project, "environment.created").await;
+    let created = app
+        .post(
+            "/v1/webhooks",
+            &app.admin,
+            json!({
+                "project": "acme",
+                "name": "Billing sync",
+                "description": "Tells billing about environments",
+                "url": "https://billing.example.com/hooks?source=herald",
+                "method": "GET",
+                "events": ["environment.created", "file.*"],
+                "headers": {"X-Tenant": "t-1", "X-Api-Version": "2"},
+                "custom_data": {"tenant": "t-1", "tier": 3, "tags": ["a", "b"]},
+                "preset": "connect",
+                "timeout_seconds": 45,
+                "retry_policy": {"schedule_seconds": [5, 60, 3600], "out_of_order_after_failures": 10},
+                "enabled": false
+            }),
+        )
+        .await;
+    let created = created.ok(201).clone();
+    assert!(created["id"].as_str().unwrap().starts_with("wh_"));
+    assert_eq!(created["project_id"], project.as_str());
+    assert_eq!(created["name"], "Billing sync");
+    assert_eq!(created["description"], "Tells billing about environments");
+    assert_eq!(
+        created["url"],
+        "https://billing.example.com/hooks?source=herald"
+    );
+    assert_eq!(created["method"], "GET");
+    assert_eq!(created["events"], json!(["environment.created", "file.*"]));
+    assert_eq!(
+        created["headers"],
+        json!({"X-Tenant": "t-1", "X-Api-Version": "2"})
+    );
+    assert_eq!(
+        created["custom_data"],
+        json!({"tenant": "t-1", "tier": 3, "tags": ["a", "b"]})
+    );
+    assert_eq!(created["preset"], "connect");
+    assert_eq!(created["format"], "connect");
+    assert_eq!(created["template"], Value::Null);
+    assert_eq!(created["signing"], json!({"scheme": "jwt-hs256"}));
+    assert_eq!(created["timeout_seconds"], 45);
+    assert_eq!(
+        created["retry_policy"],
+        json!({"schedule_seconds": [5, 60, 3600], "out_of_order_after_failures": 10})
+    );
+    assert_eq!(created["status"], "disabled");
+    let admin_key = my_key_id(&app, &app.admin).await;
+    assert!(
+        created["status_reason"]
+            .as_str()
+            .unwrap()
+            .contains(&admin_key),
+        "{:#}",
+        created["status_reason"]
+    );
+    assert!(created["secret"].as_str().unwrap().starts_with("whsec_"));
+
+    let got = app
+        .get(&format!("/v1/webhooks/{}", id_of(&created)), &app.admin)
+        .await;
+    assert_eq!(got.ok(200), &created);
+}
+
+async fn a_webhook_given_only_a_name_and_url_gets_the_defaults(app: TestApp) {
+    let project = app.project("acme").await;
+    let created = app
+        .post(
+            "/v1/webhooks",
+            &app.admin,
+            json!({"project": project, "name": "  ops  ", "url": "https://example.com/hook"}),
+        )
+        .await;
+    let created = created.ok(201).clone();
+    assert_eq!(created["name"], "ops", "names are trimmed");
+    assert_eq!(created["description"], Value::Null);
+    assert_eq!(created["method"], "POST");
+    assert_eq!(created["events"], json!(["*"]));
+    assert_eq!(created["headers"], json!({}));
+    assert_eq!(created["custom_data"], json!({}));
+    assert_eq!(created["preset"], "standard");
+    assert_eq!(created["format"], "standard");
+    assert_eq!(created["template"], Value::Null);
+    assert_eq!(created["signing"], json!({"scheme": "standard-webhooks"}));
+    assert_eq!(created["timeout_seconds"], 30);
+    assert_eq!(created["retry_policy"], Value::Null);
+    assert_eq!(created["status"], "active");
+    assert_eq!(created["status_reason"], Value::Null);
+    let secret = created["secret"].as_str().unwrap();
+    assert!(secret.starts_with("whsec_") && secret.len() > "whsec_".len());
+
+    // `["*"]` is the same as leaving events out.
+    let star = app
+        .webhook(&project, "star", json!({"events": ["*"]}))
+        .await;
+    assert_eq!(star["events"], json!(["*"]));
+    // Every webhook has its own secret.
+    assert_ne!(star["secret"], created["secret"]);
+
+    // Standard signing leaves Authorization free for the receiver's own credentials.
+    let authorized = app
+        .webhook(
+            &project,
+            "authorized",
+            json!({"headers": {"Authorization": "Basic eDp5"}}),
+        )
+        .await;
+    assert_eq!(
+        authorized["headers"],
+        json!({"Authorization": "Basic eDp5"})
+    );
+}
+
+async fn each_preset_sets_its_format_and_signing(app: TestApp) {
+    let project = app.project("acme").await;
+    let cases = [
+        (
+            "standard",
+            "standard",
+            json!({"scheme": "standard-webhooks"}),
+        ),
+        (
+            "github",
+            "raw",
+            json!({"scheme": "hmac-sha256", "header": "X-Hub-Signature-256", "encoding": "hex",
+                   "prefix": "sha256=", "secret": "webhook"}),
+        ),
+        (
+            "cloudshare",
+            "cloudshare",
+            json!({"scheme": "hmac-sha256", "header": "x-cloudshare-signature", "encoding": "base64",
+                   "prefix": "", "secret": "account"}),
+        ),
+        (
+            "event-data",
+            "event-data",
+            json!({"scheme": "secret-header", "header": "X-Webhook-Secret"}),
+        ),
+        ("connect", "connect", json!({"scheme": "jwt-hs256"})),
+    ];
+    for (preset, format, signing) in cases {
+        let hook = app
+            .webhook(&project, preset, json!({ "preset": preset }))
+            .await;
+        assert_eq!(hook["preset"], preset);
+        assert_eq!(hook["format"], format, "{preset}");
+        assert_eq!(hook["signing"], signing, "{preset}");
+        let got = app
+            .get(&format!("/v1/webhooks/{}", id_of(&hook)), &app.admin)
+            .await;
+        assert_eq!(got.ok(200), &hook, "{preset}");
+    }
+}
+
+async fn an_explicit_format_or_signing_overrides_the_preset_which_is_then_reported_as_none(
+    app: TestApp,
+) {
+    let project = app.project("acme").await;
+    let overridden = app
+        .webhook(
+            &project,
+            "github-ish",
+            json!({"preset": "github", "format": "standard"}),
+        )
+        .await;
+    assert_eq!(overridden["preset"], Value::Null);
+    assert_eq!(overridden["format"], "standard");
+    assert_eq!(overridden["signing"]["scheme"], "hmac-sha256");
+    assert_eq!(overridden["signing"]["header"], "X-Hub-Signature-256");
+
+    let raw_only = app.webhook(&project, "raw", json!({"format": "raw"})).await;
+    assert_eq!(raw_only["preset"], Value::Null);
+    assert_eq!(raw_only["format"], "raw");
+    assert_eq!(raw_only["signing"], json!({"scheme": "standard-webhooks"}));
+
+    let custom_signing = app
+        .webhook(
+            &project,
+            "signed",
+            json!({"preset": "event-data",
+                   "signing": {"scheme": "hmac-sha256", "header": "X-Signature", "encoding": "base64"}}),
+        )
+        .await;
+    assert_eq!(custom_signing["preset"], Value::Null);
+    assert_eq!(custom_signing["format"], "event-data");
+    assert_eq!(
+        custom_signing["signing"],
+        json!({"scheme": "hmac-sha256", "header": "X-Signature", "encoding": "base64",
+               "prefix": "", "secret": "webhook"})
+    );
+
+    // Naming exactly the preset's own format keeps the preset.
+    let same = app
+        .webhook(
+            &project,
+            "same",
+            json!({"preset": "connect", "format": "connect"}),
+        )
+        .await;
+    assert_eq!(same["preset"], "connect");
+
+    let unsigned = app
+        .webhook(&project, "unsigned", json!({"signing": {"scheme": "none"}}))
+        .await;
+    assert_eq!(unsigned["preset"], Value::Null);
+    assert_eq!(unsigned["format"], "standard");
+    assert_eq!(unsigned["signing"], json!({"scheme": "none"}));
+}
+
+async fn a_custom_format_carries_its_template(app: TestApp) {
+    let project = app.project("acme").await;
+    let template = json!({
+        "kind": "{{ event.type }}",
+        "id": "{{event.id}}",
+        "amount": "{{ event.data.order.amount }}",
+        "hook": {"name": "{{ webhook.name }}", "tenant": "{{ custom.tenant }}"},
+        "line": ["at {{ event.occurred_at }} try {{ attempt.number }}"]
+    });
+    let hook = app
+        .webhook(
+            &project,
+            "custom",
+            json!({"format": "custom", "template": template}),
+        )
+        .await;
+    assert_eq!(hook["format"], "custom");
+    assert_eq!(hook["template"], template);
+    assert_eq!(hook["preset"], Value::Null);
+    assert_eq!(hook["signing"], json!({"scheme": "standard-webhooks"}));
+    let got = app
+        .get(&format!("/v1/webhooks/{}", id_of(&hook)), &app.admin)
+        .await;
+    assert_eq!(got.ok(200)["template"], template);
+
+    // PATCHing only the template of a custom webhook replaces it.
+    let new_template = json!({"t": "{{ event.type }}"});
+    let patched = app
+        .patch(
+            &format!("/v1/webhooks/{}", id_of(&hook)),
+            &app.admin,
+            json!({ "template": new_template }),
+        )
+        .await;
+    let patched = patched.ok(200);
+    assert_eq!(patched["format"], "custom");
+    assert_eq!(patched["template"], new_template);
+}
+
+async fn invalid_webhooks_are_refused_naming_the_field_and_change_nothing(app: TestApp) {
+    let project = app.project("acme").await;
+    app.event_type(&project, "environment.created").await;
+    app.event_type(&project, "environment.retired").await;
+    app.patch(
+        "/v1/projects/acme/event-types/environment.retired",
+        &app.admin,
+        json!({"archived": true}),
+    )
+    .await
+    .ok(200);
+    app.webhook(&project, "taken", json!({})).await;
+    let too_many_retries = vec![1; 51];
+    let before = app.snapshot().await;
+
+    let with = |extra: Value| {
+        let mut body = json!({"project": "acme", "name": "new", "url": "https://example.com/hook"});
+        body.as_object_mut()
+            .unwrap()
+            .extend(extra.as_object().unwrap().clone());
+        body
+    };
+    let cases: Vec<(Value, &str)> = vec![
+        // url
+        (json!({"url": "not a url"}), "url"),
+        (json!({"url": ""}), "url"),
+        (json!({"url": "ftp://example.com/hook"}), "url"),
+        (json!({"url": "https://example.com/hook#frag"}), "url"),
+        (json!({"url": 7}), "url"),
+        // name and description
+        (json!({"name": ""}), "name"),
+        (json!({"name": "   "}), "name"),
+        (json!({"name": "n".repeat(101)}), "name"),
+        (json!({"name": "line\nbreak"}), "name"),
+        (json!({"description": "d".repeat(1001)}), "description"),
+        // events
+        (
+            json!({"events": ["environment.created", "no.such.type"]}),
+            "events[1]",
+        ),
+        (json!({"events": []}), "events"),
+        (
+            json!({"events": ["environment.created", "env*"]}),
+            "events[1]",
+        ),
+        (json!({"events": ["*.*"]}), "events[0]"),
+        (json!({"events": ["environment.*", "*"]}), "events[1]"),
+        (
+            json!({"events": ["environment.created", "environment.created"]}),
+            "events[1]",
+        ),
+        (json!({"events": ["environment.retired"]}), "events[0]"),
+        (json!({"events": "environment.created"}), "events"),
+        // headers
+        (
+            json!({"headers": {"webhook-signature": "v1,forged"}}),
+            "headers.webhook-signature",
+        ),
+        (
+            json!({"headers": {"Webhook-Id": "x"}}),
+            "headers.Webhook-Id",
+        ),
+        (
+            json!({"preset": "connect", "headers": {"Authorization": "Bearer x"}}),
+            "headers.Authorization",
+        ),
+        (
+            json!({"preset": "github", "headers": {"x-hub-signature-256": "x"}}),
+            "headers.x-hub-signature-256",
+        ),
+        (
+            json!({"preset": "event-data", "headers": {"X-Webhook-Secret": "x"}}),
+            "headers.X-Webhook-Secret",
+        ),
+        (
+            json!({"headers": {"bad header": "v"}}),
+            "headers.bad header",
+        ),
+        (
+            json!({"headers": {"Content-Type": "text/plain"}}),
+            "headers.Content-Type",
+        ),
+        (
+            json!({"headers": {"X-Herald-Foo": "v"}}),
+            "headers.X-Herald-Foo",
+        ),
+        (json!({"headers": {"X-A": "line\nbreak"}}), "headers.X-A"),
+        (json!({"headers": {"X-A": "1", "x-a": "2"}}), "headers.x-a"),
+        (json!({"headers": {"X-A": 1}}), "headers.X-A"),
+        // custom data
+        (json!({"custom_data": [1, 2]}), "custom_data"),
+        (json!({"custom_data": "text"}), "custom_data"),
+        // timeout
+        (json!({"timeout_seconds": 0}), "timeout_seconds"),
+        (json!({"timeout_seconds": 601}), "timeout_seconds"),
+        (json!({"timeout_seconds": -1}), "timeout_seconds"),
+        // retry policy
+        (
+            json!({"retry_policy": {"schedule_seconds": [5, 0]}}),
+            "retry_policy.schedule_seconds[1]",
+        ),
+        (
+            json!({"retry_policy": {"schedule_seconds": [5, 604_801]}}),
+            "retry_policy.schedule_seconds[1]",
+        ),
+        (
+            json!({"retry_policy": {"schedule_seconds": [5], "out_of_order_after_failures": 0}}),
+            "retry_policy.out_of_order_after_failures",
+        ),
+        (
+            json!({"retry_policy": {"schedule_seconds": too_many_retries}}),
+            "retry_policy.schedule_seconds",
+        ),
+        (json!({"retry_policy": {}}), "retry_policy.schedule_seconds"),
+        // preset, format, template, signing
+        (json!({"preset": "svix"}), "preset"),
+        (json!({"format": "xml"}), "format"),
+        (json!({"format": "custom"}), "template"),
+        (
+            json!({"format": "custom", "template": {"a": [1, {"b": "{{ event.nope }}"}]}}),
+            "template.a[1].b",
+        ),
+        (
+            json!({"format": "custom", "template": {"a": "{{ event.id"}}),
+            "template.a",
+        ),
+        (json!({"template": {"a": "{{ event.id }}"}}), "template"),
+        (
+            json!({"format": "raw", "template": {"a": "{{ event.id }}"}}),
+            "template",
+        ),
+        (
+            json!({"signing": {"scheme": "hmac-sha256", "header": "bad header", "encoding": "hex"}}),
+            "signing.header",
+        ),
+        (
+            json!({"signing": {"scheme": "secret-header", "header": "Content-Length"}}),
+            "signing.header",
+        ),
+        (
+            json!({"signing": {"scheme": "hmac-sha256", "header": "X-Sig", "encoding": "hex", "prefix": "has space"}}),
+            "signing.prefix",
+        ),
+        // method and unknown fields
+        (json!({"method": "PUT"}), "method"),
+        (json!({"method": "post"}), "method"),
+        (json!({"colour": "red"}), "colour"),
+        (json!({"enabled": "yes"}), "enabled"),
+    ];
+    for (extra, field) in cases {
+        let body = with(extra.clone());
+        let reply = app.post("/v1/webhooks", &app.admin, body).await;
+        let problem = reply.problem(422, Some(field));
+        assert_eq!(problem["type"], "/problems/invalid-field", "{extra}");
+    }
+    for missing in ["name", "url"] {
+        let mut body = with(json!({}));
+        body.as_object_mut().unwrap().remove(missing);
+        app.post("/v1/webhooks", &app.admin, body)
+            .await
+            .problem(422, Some(missing));
+    }
+    app.post("/v1/webhooks", &app.admin, with(json!({"name": "taken"})))
+        .await
+        .problem(409, Some("name"));
+    assert_eq!(
+        app.snapshot().await,
+        before,
+        "no rejected webhook was stored"
+    );
+}
+
+async fn webhook_names_are_unique_within_a_project_only(app: TestApp) {
+    let a = app.project("a").await;
+    let b = app.project("b").await;
+    app.webhook(&a, "ops", json!({})).await;
+    let before = app.snapshot().await;
+    let duplicate = app
+        .post(
+            "/v1/webhooks",
+            &app.admin,
+            json!({"project": a, "name": "ops", "url": "https://example.com/other"}),
+        )
+        .await;
+    assert_eq!(
+        duplicate.problem(409, Some("name"))["type"],
+        "/problems/conflict"
+    );
+    let trimmed_duplicate = app
+        .post(
+            "/v1/webhooks",
+            &app.admin,
+            json!({"project": a, "name": " ops ", "url": "https://example.com/other"}),
+        )
+        .await;
+    trimmed_duplicate.problem(409, Some("name"));
+    assert_eq!(app.snapshot().await, before);
+
+    let elsewhere = app.webhook(&b, "ops", json!({})).await;
+    assert_eq!(elsewhere["project_id"], b.as_str());
+}
+
+async fn an_admin_must_name_an_existing_project_for_a_new_webhook(app: TestApp) {
+    app.project("acme").await;
+    let before = app.snapshot().await;
+    app.post(
+        "/v1/webhooks",
+        &app.admin,
+        json!({"name": "h", "url": "https://example.com/hook"}),
+    )
+    .await
+    .problem(422, Some("project"));
+    for project in ["nope", "prj_01JD3ZZZZZZZZZZZZZZZZZZZZZ", "Not A Name"] {
+        let reply = app
+            .post(
+                "/v1/webhooks",
+                &app.admin,
+                json!({"project": project, "name": "h", "url": "https://example.com/hook"}),
+            )
+            .await;
+        assert_eq!(reply.problem(404, None)["type"], "/problems/not-found");
+    }
+    assert_eq!(app.snapshot().await, before);
+
+    let by_name = app
+        .post(
+            "/v1/webhooks",
+            &app.admin,
+            json!({"project": "acme", "name": "h", "url": "https://example.com/hook"}),
+        )
+        .await;
+    by_name.ok(201);
+}
+
+async fn patching_a_webhook_changes_only_the_fields_sent(app: TestApp) {
+    let project = app.project("acme").await;
+    app.event_type(&project, "environment.created").await;
+    let hook = app
+        .webhook(
+            &project,
+            "ops",
+            json!({
+                "description": "Ops channel",
+                "events": ["environment.created", "file.*"],
+                "headers": {"X-Tenant": "t-1"},
+                "custom_data": {"tenant": "t-1"},
+                "preset": "github",
+                "timeout_seconds": 10,
+                "retry_policy": {"schedule_seconds": [5, 60]}
+            }),
+        )
+        .await;
+    let path = format!("/v1/webhooks/{}", id_of(&hook));
+
+    let renamed = app
+        .patch(&path, &app.admin, json!({"name": "ops-renamed"}))
+        .await;
+    let renamed = renamed.ok(200).clone();
+    let mut expected = settled(&hook);
+    expected["name"] = json!("ops-renamed");
+    assert_eq!(settled(&renamed), expected, "only the name changed");
+    let got = app.get(&path, &app.admin).await;
+    assert_eq!(got.ok(200), &renamed);
+
+    let changed = app
+        .patch(
+            &path,
+            &app.admin,
+            json!({"url": "https://example.com/v2", "method": "GET", "timeout_seconds": 600,
+                   "headers": {"X-Other": "o"}, "custom_data": {"x": 1}}),
+        )
+        .await;
+    let changed = changed.ok(200).clone();
+    assert_eq!(changed["url"], "https://example.com/v2");
+    assert_eq!(changed["method"], "GET");
+    assert_eq!(changed["timeout_seconds"], 600);
+    assert_eq!(
+        changed["headers"],
+        json!({"X-Other": "o"}),
+        "headers replaced"
+    );
+    assert_eq!(changed["custom_data"], json!({"x": 1}));
+    assert_eq!(changed["description"], "Ops channel");
+    assert_eq!(changed["preset"], "github");
+    assert_eq!(changed["events"], json!(["environment.created", "file.*"]));
+    assert_eq!(changed["secret"], hook["secret"], "the secret is kept");
+
+    let cleared = app
+        .patch(
+            &path,
+            &app.admin,
+            json!({"description": null, "events": null, "custom_data": null, "retry_policy": null}),
+        )
+        .await;
+    let cleared = cleared.ok(200).clone();
+    assert_eq!(cleared["description"], Value::Null);
+    assert_eq!(cleared["events"], json!(["*"]));
+    assert_eq!(cleared["custom_data"], json!({}));
+    assert_eq!(cleared["retry_policy"], Value::Null);
+    assert_eq!(cleared["url"], "https://example.com/v2");
+    assert_eq!(cleared["headers"], json!({"X-Other": "o"}));
+
+    let nothing = app.patch(&path, &app.admin, json!({})).await;
+    assert_eq!(settled(nothing.ok(200)), settled(&cleared));
+
+    let described = app
+        .patch(
+            &path,
+            &app.admin,
+            json!({"description": "Back", "events": ["file.*"],
+                   "retry_policy": {"schedule_seconds": [1], "out_of_order_after_hours": 24}}),
+        )
+        .await;
+    let described = described.ok(200);
+    assert_eq!(described["description"], "Back");
+    assert_eq!(described["events"], json!(["file.*"]));
+    assert_eq!(
+        described["retry_policy"],
+        json!({"schedule_seconds": [1], "out_of_order_after_hours": 24})
+    );
+    let empty_description = app
+        .patch(&path, &app.admin, json!({"description": ""}))
+        .await;
+    assert_eq!(empty_description.ok(200)["description"], Value::Null);
+}
+
+async fn switching_preset_resets_format_and_signing(app: TestApp) {
+    let project = app.project("acme").await;
+    let github = app
+        .webhook(
+            &project,
+            "gh",
+            json!({"preset": "github", "format": "standard"}),
+        )
+        .await;
+    assert_eq!(github["preset"], Value::Null);
+    let path = format!("/v1/webhooks/{}", id_of(&github));
+
+    let connect = app
+        .patch(&path, &app.admin, json!({"preset": "connect"}))
+        .await;
+    let connect = connect.ok(200);
+    assert_eq!(connect["preset"], "connect");
+    assert_eq!(connect["format"], "connect");
+    assert_eq!(connect["signing"], json!({"scheme": "jwt-hs256"}));
+
+    let custom = app
+        .webhook(
+            &project,
+            "custom",
+            json!({"format": "custom", "template": {"t": "{{ event.type }}"},
+                   "signing": {"scheme": "none"}}),
+        )
+        .await;
+    let path = format!("/v1/webhooks/{}", id_of(&custom));
+    let standard = app
+        .patch(&path, &app.admin, json!({"preset": "standard"}))
+        .await;
+    let standard = standard.ok(200);
+    assert_eq!(standard["preset"], "standard");
+    assert_eq!(standard["format"], "standard");
+    assert_eq!(standard["template"], Value::Null);
+    assert_eq!(standard["signing"], json!({"scheme": "standard-webhooks"}));
+
+    // A preset and an override in the same PATCH: the override wins, the preset is no longer named.
+    let mixed = app
+        .patch(
+            &path,
+            &app.admin,
+            json!({"preset": "cloudshare", "format": "raw"}),
+        )
+        .await;
+    let mixed = mixed.ok(200);
+    assert_eq!(mixed["preset"], Value::Null);
+    assert_eq!(mixed["format"], "raw");
+    assert_eq!(mixed["signing"]["header"], "x-cloudshare-signature");
+
+    // Changing only the signing of a preset webhook un-names the preset but keeps its format.
+    let hook = app
+        .webhook(&project, "ed", json!({"preset": "event-data"}))
+        .await;
+    let path = format!("/v1/webhooks/{}", id_of(&hook));
+    let resigned = app
+        .patch(
+            &path,
+            &app.admin,
+            json!({"signing": {"scheme": "secret-header", "header": "X-Token"}}),
+        )
+        .await;
+    let resigned = resigned.ok(200);
+    assert_eq!(resigned["preset"], Value::Null);
+    assert_eq!(resigned["format"], "event-data");
+    assert_eq!(
+        resigned["signing"],
+        json!({"scheme": "secret-header", "header": "X-Token"})
+    );
+}
+
+async fn a_rejected_patch_changes_nothing(app: TestApp) {
+    let project = app.project("acme").await;
+    let other = app.project("other").await;
+    app.event_type(&project, "environment.created").await;
+    app.webhook(&project, "taken", json!({})).await;
+    app.webhook(&other, "elsewhere", json!({})).await;
+    let hook = app
+        .webhook(
+            &project,
+            "ops",
+            json!({"headers": {"Authorization": "Basic eDp5"}, "events": ["environment.created"]}),
+        )
+        .await;
+    let path = format!("/v1/webhooks/{}", id_of(&hook));
+    let before = app.snapshot().await;
+
+    let cases: Vec<(Value, &str)> = vec![
+        (json!({"url": "not a url"}), "url"),
+        (json!({"name": ""}), "name"),
+        (json!({"events": []}), "events"),
+        (
+            json!({"events": ["environment.created", "nope.nope"]}),
+            "events[1]",
+        ),
+        // The stored Authorization header clashes with connect's signing.
+        (json!({"preset": "connect"}), "headers.Authorization"),
+        (json!({"preset": "svix"}), "preset"),
+        (json!({"format": "xml"}), "format"),
+        (json!({"format": "custom"}), "template"),
+        (json!({"template": {"a": "{{ event.id }}"}}), "template"),
+        (
+            json!({"headers": {"webhook-signature": "x"}}),
+            "headers.webhook-signature",
+        ),
+        (json!({"custom_data": 3}), "custom_data"),
+        (json!({"timeout_seconds": 0}), "timeout_seconds"),
+        (json!({"timeout_seconds": 601}), "timeout_seconds"),
+        (
+            json!({"retry_policy": {"schedule_seconds": [5, 0]}}),
+            "retry_policy.schedule_seconds[1]",
+        ),
+        (json!({"method": "PUT"}), "method"),
+        (json!({"enabled": false}), "enabled"),
+        (json!({"project": "other"}), "project"),
+        (json!({"secret": "whsec_mine"}), "secret"),
+        (json!({"status": "active"}), "status"),
+        // A good change alongside a bad one is not applied either.
+        (json!({"name": "renamed", "url": "ftp://x"}), "url"),
+    ];
+    for (patch, field) in cases {
+        let reply = app.patch(&path, &app.admin, patch.clone()).await;
+        reply.problem(422, Some(field));
+    }
+    app.patch(&path, &app.admin, json!({"name": "taken"}))
+        .await
+        .problem(409, Some("name"));
+    app.patch(&path, &app.admin, json!({"name": " taken "}))
+        .await
+        .problem(409, Some("name"));
+    assert_eq!(
+        app.snapshot().await,
+        before,
+        "no rejected patch changed anything"
+    );
+
+    // A name used in another project is fine; so is connect once the header goes.
+    app.patch(&path, &app.admin, json!({"name": "elsewhere"}))
+        .await
+        .ok(200);
+    let connect = app
+        .patch(
+            &path,
+            &app.admin,
+            json!({"preset": "connect", "headers": {}}),
+        )
+        .await;
+    assert_eq!(connect.ok(200)["preset"], "connect");
+}
+
+async fn disabling_and_enabling_a_webhook_records_which_key_did_it(app: TestApp) {
+    let project = app.project("acme").await;
+    let hook = app.webhook(&project, "ops", json!({})).await;
+    let id = id_of(&hook);
+    let key = app.key("project_admin", Some(&project)).await;
+    let key_id = my_key_id(&app, &key).await;
+
+    let disabled = app
+        .post(&format!("/v1/webhooks/{id}/disable"), &key, json!({}))
+        .await;
+    let disabled = disabled.ok(200).clone();
+    assert_eq!(disabled["status"], "disabled");
+    let reason = disabled["status_reason"].as_str().unwrap();
+    assert!(
+        reason.contains("disabled") && reason.contains(&key_id),
+        "{reason}"
+    );
+    let got = app.get(&format!("/v1/webhooks/{id}"), &app.admin).await;
+    assert_eq!(got.ok(200)["status"], "disabled");
+
+    // Disabling again is a no-op that keeps the first reason.
+    let again = app
+        .post(&format!("/v1/webhooks/{id}/disable"), &app.admin, json!({}))
+        .await;
+    assert_eq!(again.ok(200)["status_reason"], disabled["status_reason"]);
+
+    // A PATCH does not touch the status.
+    let patched = app
+        .patch(
+            &format!("/v1/webhooks/{id}"),
+            &key,
+            json!({"name": "ops-2"}),
+        )
+        .await;
+    assert_eq!(patched.ok(200)["status"], "disabled");
+
+    let admin_id = my_key_id(&app, &app.admin).await;
+    let enabled = app
+        .post(&format!("/v1/webhooks/{id}/enable"), &app.admin, json!({}))
+        .await;
+    let enabled = enabled.ok(200);
+    assert_eq!(enabled["status"], "active");
+    let reason = enabled["status_reason"].as_str().unwrap();
+    assert!(
+        reason.contains("enabled") && reason.contains(&admin_id),
+        "{reason}"
+    );
+
+    // A webhook created disabled is enabled the same way.
+    let created_disabled = app
+        .webhook(&project, "later", json!({"enabled": false}))
+        .await;
+    assert_eq!(created_disabled["status"], "disabled");
+    let enabled = app
+        .post(
+            &format!("/v1/webhooks/{}/enable", id_of(&created_disabled)),
+            &key,
+            json!({}),
+        )
+        .await;
+    assert_eq!(enabled.ok(200)["status"], "active");
+
+    // Viewers may not change the status.
+    let viewer = app.key("project_viewer", Some(&project)).await;
+    app.post(&format!("/v1/webhooks/{id}/disable"), &viewer, json!({}))
+        .await
+        .problem(403, None);
+}
+
+async fn webhooks_are_listed_by_status_event_type_and_project(app: TestApp) {
+    let acme = app.project("acme").await;
+    let other = app.project("other").await;
+    for project in [&acme, &other] {
+        app.event_type(project, "environment.created").await;
+        app.event_type(project, "file.uploaded").await;
+    }
+    let all = id_of(&app.webhook(&acme, "all", json!({})).await);
+    let exact = id_of(
+        &app.webhook(&acme, "exact", json!({"events": ["environment.created"]}))
+            .await,
+    );
+    let wildcard = id_of(
+        &app.webhook(&acme, "wildcard", json!({"events": ["environment.*"]}))
+            .await,
+    );
+    let files = id_of(
+        &app.webhook(&acme, "files", json!({"events": ["file.uploaded"]}))
+            .await,
+    );
+    let disabled = id_of(
+        &app.webhook(
+            &acme,
+            "disabled",
+            json!({"events": ["file.*"], "enabled": false}),
+        )
+        .await,
+    );
+    let elsewhere = id_of(&app.webhook(&other, "elsewhere", json!({})).await);
+
+    let listed = app.get("/v1/webhooks", &app.admin).await;
+    let listed = listed.ok(200);
+    assert_eq!(listed["data"].as_array().unwrap().len(), 6);
+    assert!(
+        listed["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|w| w.get("secret").is_none()),
+        "lists never show secrets"
+    );
+
+    let by_status = app.get("/v1/webhooks?status=disabled", &app.admin).await;
+    assert_eq!(ids(by_status.ok(200)), BTreeSet::from([disabled.clone()]));
+    let active = app.get("/v1/webhooks?status=active", &app.admin).await;
+    assert_eq!(ids(active.ok(200)).len(), 5);
+
+    let by_type = app
+        .get("/v1/webhooks?event_type=environment.created", &app.admin)
+        .await;
+    assert_eq!(
+        ids(by_type.ok(200)),
+        BTreeSet::from([
+            all.clone(),
+            exact.clone(),
+            wildcard.clone(),
+            elsewhere.clone()
+        ])
+    );
+    let by_file = app
+        .get(
+            "/v1/webhooks?event_type=file.uploaded&project=acme",
+            &app.admin,
+        )
+        .await;
+    assert_eq!(
+        ids(by_file.ok(200)),
+        BTreeSet::from([all.clone(), files.clone(), disabled.clone()])
+    );
+    let combined = app
+        .get(
+            "/v1/webhooks?event_type=file.uploaded&status=active&project=acme",
+            &app.admin,
+        )
+        .await;
+    assert_eq!(ids(combined.ok(200)), BTreeSet::from([all.clone(), files]));
+    // An event type that does not exist still matches the catch-all webhooks.
+    let unknown = app
+        .get("/v1/webhooks?event_type=never.seen", &app.admin)
+        .await;
+    assert_eq!(
+        ids(unknown.ok(200)),
+        BTreeSet::from([all, elsewhere.clone()])
+    );
+
+    let by_name = app.get("/v1/webhooks?project=other", &app.admin).await;
+    assert_eq!(ids(by_name.ok(200)), BTreeSet::from([elsewhere.clone()]));
+    let by_id = app
+        .get(&format!("/v1/webhooks?project={other}"), &app.admin)
+        .await;
+    assert_eq!(ids(by_id.ok(200)), BTreeSet::from([elsewhere]));
+    let acme_only = app.get("/v1/webhooks?project=acme", &app.admin).await;
+    assert_eq!(ids(acme_only.ok(200)).len(), 5);
+
+    app.get("/v1/webhooks?project=nope", &app.admin)
+        .await
+        .problem(404, None);
+    app.get("/v1/webhooks?status=paused", &app.admin)
+        .await
+        .problem(400, Some("status"));
+    app.get("/v1/webhooks?event_type=a..b", &app.admin)
+        .await
+        .problem(400, Some("event_type"));
+    app.get("/v1/webhooks?colour=red", &app.admin)
+        .await
+        .problem(400, Some("colour"));
+    app.get("/v1/webhooks?limit=251", &app.admin)
+        .await
+        .problem(400, Some("limit"));
+    app.get("/v1/webhooks?cursor=nope", &app.admin)
+        .await
+        .problem(400, Some("cursor"));
+}
+
+async fn webhooks_are_listed_one_page_at_a_time_each_exactly_once(app: TestApp) {
+    let project = app.project("acme").await;
+    let mut created = BTreeSet::new();
+    for name in ["one", "two", "three"] {
+        created.insert(id_of(&app.webhook(&project, name, json!({})).await));
+    }
+    let everything = app.get("/v1/webhooks", &app.admin).await;
+    let order: Vec<String> = everything.ok(200)["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(id_of)
+        .collect();
+
+    let first = app.get("/v1/webhooks?limit=2", &app.admin).await;
+    let first = first.ok(200).clone();
+    assert_eq!(first["data"].as_array().unwrap().len(), 2);
+    let cursor = first["next_cursor"].as_str().unwrap();
+    let second = app
+        .get(&format!("/v1/webhooks?limit=2&cursor={cursor}"), &app.admin)
+        .await;
+    let second = second.ok(200);
+    assert_eq!(second["data"].as_array().unwrap().len(), 1);
+    assert_eq!(second["next_cursor"], Value::Null);
+    let walked: Vec<String> = first["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .chain(second["data"].as_array().unwrap())
+        .map(id_of)
+        .collect();
+    assert_eq!(walked, order);
+    assert_eq!(walked.into_iter().collect::<BTreeSet<_>>(), created);
+
+    // Filtered lists page the same way.
+    let mut walked = Vec::new();
+    let mut path = "/v1/webhooks?event_type=any.thing&limit=1".to_owned();
+    loop {
+        let page = app.get(&path, &app.admin).await;
+        let page = page.ok(200);
+        walked.extend(page["data"].as_array().unwrap().iter().map(id_of));
+        match page["next_cursor"].as_str() {
+            Some(cursor) => {
+                path = format!("/v1/webhooks?event_type=any.thing&limit=1&cursor={cursor}");
+            }
+            None => break,
+        }
+        assert!(walked.len() < 10, "the walk ends");
+    }
+    assert_eq!(walked, order);
+}
+
+async fn rotating_the_secret_replaces_it(app: TestApp) {
+    let project = app.project("acme").await;
+    let hook = app.webhook(&project, "ops", json!({})).await;
+    let id = id_of(&hook);
+    let old = hook["secret"].as_str().unwrap();
+
+    let shown = app
+        .get(&format!("/v1/webhooks/{id}/secret"), &app.admin)
+        .await;
+    assert_eq!(shown.ok(200)["secret"], old);
+
+    let rotated = app
+        .post(
+            &format!("/v1/webhooks/{id}/secret/rotate"),
+            &app.admin,
+            json!({}),
+        )
+        .await;
+    let new = rotated.ok(200)["secret"].as_str().unwrap().to_owned();
+    assert!(new.starts_with("whsec_"), "{new}");
+    assert_ne!(new, old);
+
+    let shown = app
+        .get(&format!("/v1/webhooks/{id}/secret"), &app.admin)
+        .await;
+    assert_eq!(shown.ok(200)["secret"], new.as_str());
+    let got = app.get(&format!("/v1/webhooks/{id}"), &app.admin).await;
+    let got = got.ok(200);
+    assert_eq!(got["secret"], new.as_str());
+    assert_eq!(got["status"], "active", "rotating leaves the rest alone");
+
+    // A project admin may rotate too.
+    let key = app.key("project_admin", Some(&project)).await;
+    let again = app
+        .post(&format!("/v1/webhooks/{id}/secret/rotate"), &key, json!({}))
+        .await;
+    assert_ne!(again.ok(200)["secret"], new.as_str());
+}
+
+async fn a_deleted_webhook_is_gone(app: TestApp) {
+    let project = app.project("acme").await;
+    let hook = app.webhook(&project, "ops", json!({})).await;
+    let kept = app.webhook(&project, "kept", json!({})).await;
+    let id = id_of(&hook);
+
+    let deleted = app.delete(&format!("/v1/webhooks/{id}"), &app.admin).await;
+    deleted.ok(204);
+    assert_eq!(deleted.body, Value::Null);
+
+    app.get(&format!("/v1/webhooks/{id}"), &app.admin)
+        .await
+        .problem(404, None);
+    app.delete(&format!("/v1/webhooks/{id}"), &app.admin)
+        .await
+        .problem(404, None);
+    app.patch(
+        &format!("/v1/webhooks/{id}"),
+        &app.admin,
+        json!({"name": "x"}),
+    )
+    .await
+    .problem(404, None);
+    let listed = app.get("/v1/webhooks", &app.admin).await;
+    assert_eq!(ids(listed.ok(200)), BTreeSet::from([id_of(&kept)]));
+
+    // Its name can be used again.
+    app.webhook(&project, "ops", json!({})).await;
+}
+
+async fn ids_that_are_not_webhook_ids_are_not_found(app: TestApp) {
+    let project = app.project("acme").await;
+    app.webhook(&project, "ops", json!({})).await;
+    let before = app.snapshot().await;
+    for id in [
+        "nope",
+        project.as_str(),
+        "wh_",
+        "wh_not-a-ulid",
+        "WH_01JD3ZZZZZZZZZZZZZZZZZZZZZ",
+        "ops",
+        NO_SUCH_WEBHOOK,
+    ] {
+        let path = format!("/v1/webhooks/{id}");
+        let reply = app.get(&path, &app.admin).await;
+        assert_eq!(
+            reply.problem(404, None)["type"],
+            "/problems/not-found",
+            "{id}"
+        );
+        app.patch(&path, &app.admin, json!({"name": "x"}))
+            .await
+            .problem(404, None);
+        app.delete(&path, &app.admin).await.problem(404, None);
+        app.post(&format!("{path}/enable"), &app.admin, json!({}))
+            .await
+            .problem(404, None);
+        app.post(&format!("{path}/disable"), &app.admin, json!({}))
+            .await
+            .problem(404, None);
+        app.get(&format!("{path}/secret"), &app.admin)
+            .await
+            .problem(404, None);
+        app.post(&format!("{path}/secret/rotate"), &app.admin, json!({}))
+            .await
+            .problem(404, None);
+    }
+    assert_eq!(app.snapshot().await, before);
+}
+
+#[tokio::test]
+async fn a_server_that_refuses_plain_http_accepts_only_https_targets() {
+    let app = spawn_app_with(
+        Backend::Sqlite,
+        Options {
+            allow_http: false,
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
+    let project = app.project("acme").await;
+    let before = app.snapshot().await;
+    let refused = app
+        .post(
+            "/v1/webhooks",
+            &app.admin,
+            json!({"project": project, "name": "h", "url": "http://example.com/hook"}),
+        )
+        .await;
+    let detail = refused.problem(422, Some("url"))["detail"]
+        .as_str()
+        .unwrap();
+    assert!(detail.contains("https"), "{detail}");
+    assert_eq!(app.snapshot().await, before);
+
+    let created = app
+        .post(
+            "/v1/webhooks",
+            &app.admin,
+            json!({"project": project, "name": "h", "url": "https://example.com/hook"}),
+        )
+        .await;
+    let created = created.ok(201).clone();
+    assert_eq!(created["url"], "https://example.com/hook");
+
+    let path = format!("/v1/webhooks/{}", id_of(&created));
+    let before = app.snapshot().await;
+    app.patch(&path, &app.admin, json!({"url": "http://example.com/hook"}))
+        .await
+        .problem(422, Some("url"));
+    assert_eq!(app.snapshot().await, before);
+    app.patch(&path, &app.admin, json!({"url": "https://example.com/v2"}))
+        .await
+        .ok(200);
+}
+
+on_both_stores!(
+    a_webhook_is_created_with_every_field_and_read_back_unchanged,
+    a_webhook_given_only_a_name_and_url_gets_the_defaults,
+    each_preset_sets_its_format_and_signing,
+    an_explicit_format_or_signing_overrides_the_preset_which_is_then_reported_as_none,
+    a_custom_format_carries_its_template,
+    invalid_webhooks_are_refused_naming_the_field_and_change_nothing,
+    webhook_names_are_unique_within_a_project_only,
+    an_admin_must_name_an_existing_project_for_a_new_webhook,
+    patching_a_webhook_changes_only_the_fields_sent,
+    switching_preset_resets_format_and_signing,
+    a_rejected_patch_changes_nothing,
+    disabling_and_enabling_a_webhook_records_which_key_did_it,
+    webhooks_are_listed_by_status_event_type_and_project,
+    webhooks_are_listed_one_page_at_a_time_each_exactly_once,
+    rotating_the_secret_replaces_it,
+    a_deleted_webhook_is_gone,
+    ids_that_are_not_webhook_ids_are_not_found,
+);
