@@ -1,8 +1,10 @@
 //! End-to-end tests of the `/v1` API: the real server on loopback, real databases.
 
 mod helpers;
+mod receiver;
 
 mod auth;
+mod delivery;
 mod event_types;
 mod events;
 mod openapi;
