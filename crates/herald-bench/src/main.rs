@@ -1,0 +1,359 @@
+//! `herald-bench`: Herald's benchmark (not a test: it measures, it does not judge).
+//!
+//! It starts its own sink (an HTTP server on loopback that answers 200 and notes when each
+//! delivery arrived) and a `herald serve` process on a temporary SQLite data directory (or
+//! PostgreSQL with `--database-url`), creates webhooks pointing at the sink, publishes events
+//! from concurrent publishers — one event per request — and reports publish rate, end-to-end
+//! deliveries per second, publish→delivery latency, duplicates, losses, and Herald's RSS.
+//!
+//! Scenarios:
+//! - `fanout`: N events, each to `--fanout` webhooks, as fast as the publishers go.
+//! - `rate`: a fixed publish rate (`--rate` events/s for `--seconds`), for latency.
+//! - `backlog`: `--events` deliveries queued for an unreachable webhook, then a healthy
+//!   webhook's events: memory, and whether healthy deliveries still flow.
+//! - `hanging`: half the webhooks hang until their timeout; healthy ones' latency is compared
+//!   with a baseline run with no hanging webhooks.
+
+#![forbid(unsafe_code)]
+#![allow(clippy::print_stdout, clippy::unwrap_used)]
+
+use std::collections::HashSet;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use anyhow::{Context, bail};
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use clap::{Parser, ValueEnum};
+use serde_json::{Value, json};
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum Scenario {
+    Fanout,
+    Rate,
+    Backlog,
+    Hanging,
+}
+
+#[derive(Debug, Parser)]
+#[command(about = "Herald's benchmark: publish through a real Herald to a real sink and measure.")]
+struct Args {
+    #[arg(long, value_enum, default_value = "fanout")]
+    scenario: Scenario,
+    /// Events to publish (fanout, backlog).
+    #[arg(long, default_value_t = 20_000)]
+    events: u64,
+    /// Webhooks each event goes to (fanout, hanging: the healthy ones).
+    #[arg(long, default_value_t = 1)]
+    fanout: u64,
+    /// Concurrent publishers.
+    #[arg(long, default_value_t = 32)]
+    publishers: u64,
+    /// Events per second (rate).
+    #[arg(long, default_value_t = 1000)]
+    rate: u64,
+    /// Seconds to publish for (rate, hanging).
+    #[arg(long, default_value_t = 30)]
+    seconds: u64,
+    /// Concurrent sends per webhook in Herald.
+    #[arg(long, default_value_t = 64)]
+    lane_concurrency: u64,
+    /// PostgreSQL instead of the embedded SQLite.
+    #[arg(long)]
+    database_url: Option<String>,
+    /// The herald binary (default: next to this one).
+    #[arg(long)]
+    herald: Option<PathBuf>,
+    /// Give up waiting for deliveries after this many seconds.
+    #[arg(long, default_value_t = 120)]
+    timeout: u64,
+}
+
+fn now_us() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_micros() as u64
+}
+
+/// The sink: answers 200 (or hangs, on /hang) and records each delivery's latency.
+#[derive(Default)]
+struct Sink {
+    latencies_us: Mutex<Vec<u64>>,
+    delivery_ids: Mutex<HashSet<String>>,
+    duplicates: AtomicU64,
+    received: AtomicU64,
+    last_us: AtomicU64,
+}
+
+async fn receive(State(sink): State<Arc<Sink>>, headers: HeaderMap, body: Bytes) -> StatusCode {
+    let at = now_us();
+    let sent = serde_json::from_slice::<Value>(&body)
+        .ok()
+        .and_then(|v| v["data"]["t"].as_u64())
+        .unwrap_or(at);
+    let id = headers.get("webhook-id").and_then(|v| v.to_str().ok()).unwrap_or("").to_owned();
+    if !sink.delivery_ids.lock().unwrap().insert(id) {
+        sink.duplicates.fetch_add(1, Ordering::Relaxed);
+    }
+    sink.latencies_us.lock().unwrap().push(at.saturating_sub(sent));
+    sink.received.fetch_add(1, Ordering::Relaxed);
+    sink.last_us.fetch_max(at, Ordering::Relaxed);
+    StatusCode::OK
+}
+
+async fn hang() -> StatusCode {
+    tokio::time::sleep(Duration::from_secs(3600)).await;
+    StatusCode::OK
+}
+
+async fn start_sink() -> anyhow::Result<(SocketAddr, Arc<Sink>)> {
+    let sink = Arc::new(Sink::default());
+    let app = axum::Router::new()
+        .route("/hook", axum::routing::post(receive))
+        .route("/hang", axum::routing::post(hang))
+        .with_state(sink.clone());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let addr = listener.local_addr()?;
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    Ok((addr, sink))
+}
+
+struct Herald {
+    child: tokio::process::Child,
+    pid: u32,
+    base: String,
+    key: String,
+    _dir: tempfile::TempDir,
+}
+
+impl Herald {
+    /// Resident set size now and at its peak, in MiB, from /proc.
+    fn rss_mib(&self) -> (f64, f64) {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid)).unwrap_or_default();
+        let field = |name: &str| {
+            status
+                .lines()
+                .find(|l| l.starts_with(name))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|kb| kb.parse::<f64>().ok())
+                .map_or(0.0, |kb| kb / 1024.0)
+        };
+        (field("VmRSS:"), field("VmHWM:"))
+    }
+}
+
+async fn start_herald(args: &Args, client: &reqwest::Client) -> anyhow::Result<Herald> {
+    let binary = match &args.herald {
+        Some(path) => path.clone(),
+        None => std::env::current_exe()?.with_file_name("herald"),
+    };
+    if !binary.exists() {
+        bail!("no herald binary at {} (build it: cargo build --release -p herald)", binary.display());
+    }
+    let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+    let dir = tempfile::tempdir()?;
+    let key = "hk_bench_admin_key_0123456789abcdef".to_owned();
+    let mut command = tokio::process::Command::new(&binary);
+    command
+        .arg("serve")
+        .env("HERALD_LISTEN", format!("127.0.0.1:{port}"))
+        .env("HERALD_DATA_DIR", dir.path())
+        .env("HERALD_ADMIN_KEY", &key)
+        .env("HERALD_ALLOW_HTTP", "true")
+        .env("HERALD_ALLOW_NETWORKS", "127.0.0.0/8")
+        .env("HERALD_LANE_CONCURRENCY", args.lane_concurrency.to_string())
+        .env("HERALD_LANE_QUEUE", (args.lane_concurrency * 8).to_string())
+        .env("HERALD_LOG", "warn")
+        .stdout(Stdio::null())
+        .kill_on_drop(true);
+    if let Some(url) = &args.database_url {
+        command.env("HERALD_DATABASE_URL", url);
+    }
+    let child = command.spawn().context("starting herald")?;
+    let pid = child.id().unwrap_or(0);
+    let base = format!("http://127.0.0.1:{port}");
+    let started = Instant::now();
+    while client.get(format!("{base}/health")).send().await.is_err() {
+        if started.elapsed() > Duration::from_secs(30) {
+            bail!("herald did not start within 30 s");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    Ok(Herald { child, pid, base, key, _dir: dir })
+}
+
+async fn post(client: &reqwest::Client, herald: &Herald, path: &str, body: Value) -> anyhow::Result<Value> {
+    let response = client
+        .post(format!("{}{path}", herald.base))
+        .bearer_auth(&herald.key)
+        .json(&body)
+        .send()
+        .await?;
+    let status = response.status();
+    let body: Value = response.json().await.unwrap_or(Value::Null);
+    if !status.is_success() {
+        bail!("POST {path} answered {status}: {body}");
+    }
+    Ok(body)
+}
+
+/// Creates the project, the event type and the webhooks: `urls` one per webhook.
+async fn setup(client: &reqwest::Client, herald: &Herald, urls: &[String], timeout_seconds: u64) -> anyhow::Result<()> {
+    post(client, herald, "/v1/projects", json!({"name": "bench"})).await?;
+    post(client, herald, "/v1/projects/bench/event-types", json!({"name": "bench.event"})).await?;
+    for (i, url) in urls.iter().enumerate() {
+        post(
+            client,
+            herald,
+            "/v1/webhooks",
+            json!({"project": "bench", "name": format!("w{i}"), "url": url, "timeout_seconds": timeout_seconds}),
+        )
+        .await?;
+    }
+    Ok(())
+}
+
+/// Publishes `count` events from `publishers` tasks, paced to `rate` events/s if given.
+async fn publish(client: &reqwest::Client, herald: &Herald, count: u64, publishers: u64, rate: Option<u64>) -> anyhow::Result<Duration> {
+    let next = Arc::new(AtomicU64::new(0));
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for _ in 0..publishers {
+        let (client, next) = (client.clone(), next.clone());
+        let url = format!("{}/v1/projects/bench/events", herald.base);
+        let key = herald.key.clone();
+        tasks.push(tokio::spawn(async move {
+            loop {
+                let n = next.fetch_add(1, Ordering::Relaxed);
+                if n >= count {
+                    return Ok::<_, anyhow::Error>(());
+                }
+                if let Some(rate) = rate {
+                    let due = started + Duration::from_micros(n * 1_000_000 / rate);
+                    tokio::time::sleep_until(due.into()).await;
+                }
+                let body = json!({"id": format!("e{n}"), "type": "bench.event", "data": {"n": n, "t": now_us()}});
+                let response = client.post(&url).bearer_auth(&key).json(&body).send().await?;
+                if response.status() != StatusCode::ACCEPTED {
+                    bail!("publish answered {}", response.status());
+                }
+            }
+        }));
+    }
+    for task in tasks {
+        task.await??;
+    }
+    Ok(started.elapsed())
+}
+
+async fn wait_for(sink: &Sink, expected: u64, timeout: Duration) -> bool {
+    let started = Instant::now();
+    while sink.received.load(Ordering::Relaxed) < expected {
+        if started.elapsed() > timeout {
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    true
+}
+
+fn percentile(sorted: &[u64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return 0.0;
+    }
+    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[i] as f64 / 1000.0
+}
+
+fn report(name: &str, sink: &Sink, expected: u64, publish_time: Duration, events: u64, start_us: u64, herald: &Herald, idle: f64) {
+    let mut lat = sink.latencies_us.lock().unwrap().clone();
+    lat.sort_unstable();
+    let unique = sink.delivery_ids.lock().unwrap().len() as u64;
+    let elapsed_s = (sink.last_us.load(Ordering::Relaxed).saturating_sub(start_us)) as f64 / 1e6;
+    let (rss, peak) = herald.rss_mib();
+    let result = json!({
+        "scenario": name,
+        "events": events,
+        "expected_deliveries": expected,
+        "received": sink.received.load(Ordering::Relaxed),
+        "unique_deliveries": unique,
+        "duplicates": sink.duplicates.load(Ordering::Relaxed),
+        "lost": expected.saturating_sub(unique),
+        "publish_per_s": (events as f64 / publish_time.as_secs_f64()).round(),
+        "deliveries_per_s": (unique as f64 / elapsed_s.max(1e-9)).round(),
+        "latency_ms": {"p50": percentile(&lat, 0.5), "p90": percentile(&lat, 0.9), "p99": percentile(&lat, 0.99), "max": percentile(&lat, 1.0)},
+        "rss_mib": {"idle": (idle * 10.0).round() / 10.0, "now": (rss * 10.0).round() / 10.0, "peak": (peak * 10.0).round() / 10.0},
+    });
+    println!("{}", serde_json::to_string_pretty(&result).unwrap());
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    let client = reqwest::Client::builder().pool_max_idle_per_host(1024).build()?;
+    let (sink_addr, sink) = start_sink().await?;
+    let hook = format!("http://{sink_addr}/hook");
+    let mut herald = start_herald(&args, &client).await?;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let idle = herald.rss_mib().0;
+    let timeout = Duration::from_secs(args.timeout);
+    match args.scenario {
+        Scenario::Fanout => {
+            let urls = vec![hook.clone(); args.fanout as usize];
+            setup(&client, &herald, &urls, 30).await?;
+            let expected = args.events * args.fanout;
+            let start = now_us();
+            let publish_time = publish(&client, &herald, args.events, args.publishers, None).await?;
+            if !wait_for(&sink, expected, timeout).await {
+                println!("timed out waiting for deliveries");
+            }
+            report("fanout", &sink, expected, publish_time, args.events, start, &herald, idle);
+        }
+        Scenario::Rate => {
+            setup(&client, &herald, &[hook.clone()], 30).await?;
+            let events = args.rate * args.seconds;
+            let start = now_us();
+            let publish_time = publish(&client, &herald, events, args.publishers, Some(args.rate)).await?;
+            wait_for(&sink, events, timeout).await;
+            report("rate", &sink, events, publish_time, events, start, &herald, idle);
+        }
+        Scenario::Backlog => {
+            // A port nothing listens on: every attempt fails fast and is retried later.
+            let dead = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?;
+            setup(&client, &herald, &[format!("http://{dead}/gone")], 5).await?;
+            let publish_time = publish(&client, &herald, args.events, args.publishers, None).await?;
+            println!("queued {} deliveries for an unreachable webhook in {:.1} s", args.events, publish_time.as_secs_f64());
+            // Now a healthy webhook in another project, and its events.
+            post(&client, &herald, "/v1/projects", json!({"name": "healthy"})).await?;
+            post(&client, &herald, "/v1/projects/healthy/event-types", json!({"name": "bench.event"})).await?;
+            post(&client, &herald, "/v1/webhooks", json!({"project": "healthy", "name": "ok", "url": hook})).await?;
+            let start = now_us();
+            let url = format!("{}/v1/projects/healthy/events", herald.base);
+            let healthy = 2000u64;
+            let begun = Instant::now();
+            for n in 0..healthy {
+                let body = json!({"type": "bench.event", "data": {"n": n, "t": now_us()}});
+                client.post(&url).bearer_auth(&herald.key).json(&body).send().await?;
+            }
+            let publish_time = begun.elapsed();
+            wait_for(&sink, healthy, timeout).await;
+            report("backlog (healthy webhook while 1 webhook has a backlog)", &sink, healthy, publish_time, healthy, start, &herald, idle);
+        }
+        Scenario::Hanging => {
+            let hang = format!("http://{sink_addr}/hang");
+            let mut urls = vec![hook.clone(); args.fanout as usize];
+            urls.extend(std::iter::repeat_n(hang, args.fanout as usize));
+            setup(&client, &herald, &urls, 10).await?;
+            let events = args.rate * args.seconds;
+            let start = now_us();
+            let publish_time = publish(&client, &herald, events, args.publishers, Some(args.rate)).await?;
+            wait_for(&sink, events * args.fanout, timeout).await;
+            report("hanging (healthy half)", &sink, events * args.fanout, publish_time, events, start, &herald, idle);
+        }
+    }
+    let _ = herald.child.start_kill();
+    Ok(())
+}
