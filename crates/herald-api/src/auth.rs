@@ -43,8 +43,16 @@ impl FromRequestParts<ApiState> for Caller {
             .ok_or(ApiError::Unauthorized(
                 "the Authorization header must be `Bearer <key>`",
             ))?;
-        match state.store.api_key_by_token_hash(&hash_token(token)).await {
-            Ok(key) => Ok(Self(key.principal())),
+        let hash = hash_token(token);
+        let found = state
+            .lookups
+            .keys
+            .get_or_load(&hash, async {
+                state.store.api_key_by_token_hash(&hash).await.map(|k| k.principal())
+            })
+            .await;
+        match found {
+            Ok(principal) => Ok(Self(principal)),
             Err(StoreError::NotFound { .. }) => {
                 Err(ApiError::Unauthorized("unknown or revoked API key"))
             }
@@ -83,13 +91,19 @@ impl Caller {
         action: Action,
     ) -> Result<Project, ApiError> {
         self.require(action)?;
-        let found = if let Ok(id) = ProjectId::parse(reference) {
-            state.store.project(&id).await
-        } else if let Ok(name) = ProjectName::parse(reference) {
-            state.store.project_by_name(&name).await
-        } else {
-            Err(StoreError::NotFound { entity: "project" })
-        }?;
+        let found = state
+            .lookups
+            .projects
+            .get_or_load(&reference.to_owned(), async {
+                if let Ok(id) = ProjectId::parse(reference) {
+                    state.store.project(&id).await
+                } else if let Ok(name) = ProjectName::parse(reference) {
+                    state.store.project_by_name(&name).await
+                } else {
+                    Err(StoreError::NotFound { entity: "project" })
+                }
+            })
+            .await?;
         self.scope(&found.id, "project")?;
         Ok(found)
     }

@@ -8,7 +8,7 @@ use axum::http::request::Parts;
 use axum::http::{StatusCode, header};
 use herald_core::page::{Page, PageRequest};
 use serde::de::DeserializeOwned;
-use serde::{Deserialize, Serialize};
+use serde::{Deserialize, Deserializer, Serialize};
 
 use crate::problem::ApiError;
 
@@ -79,7 +79,8 @@ fn strip_position(message: &str) -> &str {
 }
 
 /// Builds the field error for a serde data error at `path`. serde_path_to_error's path already
-/// ends at an unknown field, but stops at the parent of a missing one, so that name is added.
+/// ends at an unknown field, but stops at the parent of a missing or repeated one, so that name
+/// is added.
 fn invalid_at(path: &str, message: &str) -> herald_core::InvalidField {
     let parent = if path == "." { "" } else { path };
     if let Some(rest) = message.strip_prefix("unknown field `") {
@@ -97,6 +98,15 @@ fn invalid_at(path: &str, message: &str) -> herald_core::InvalidField {
         };
         return herald_core::InvalidField::new(field, message);
     }
+    if let Some(rest) = message.strip_prefix("duplicate field `") {
+        let name = rest.split('`').next().unwrap_or(rest);
+        let field = if parent.is_empty() {
+            name.to_owned()
+        } else {
+            format!("{parent}.{name}")
+        };
+        return herald_core::InvalidField::new(field, "is given more than once");
+    }
     if let Some(rest) = message.strip_prefix("missing field `") {
         let name = rest.split('`').next().unwrap_or(rest);
         let field = if parent.is_empty() {
@@ -109,6 +119,33 @@ fn invalid_at(path: &str, message: &str) -> herald_core::InvalidField {
     let field = if parent.is_empty() { "body" } else { parent };
     herald_core::InvalidField::new(field, message)
 }
+
+/// For PATCH fields that can be cleared: tells a field sent as `null` (`Some(None)`) from one
+/// not sent (`None`). Use with `#[serde(default, deserialize_with = "present")]`.
+pub fn present<'de, T, D>(d: D) -> Result<Option<Option<T>>, D::Error>
+where
+    T: Deserialize<'de>,
+    D: Deserializer<'de>,
+{
+    Option::<T>::deserialize(d).map(Some)
+}
+
+/// For PATCH fields that cannot be cleared: absent is `None`, `null` is refused (422 naming the
+/// field) rather than taken for absent. Use with `#[serde(default, deserialize_with =
+/// "non_null")]`.
+pub fn non_null<'de, T, D>(d: D) -> Result<Option<T>, D::Error>
+where
+    T: Deserialize<'de>,
+    D: Deserializer<'de>,
+{
+    match Option::<T>::deserialize(d)? {
+        Some(value) => Ok(Some(value)),
+        None => Err(serde::de::Error::custom(NOT_NULL)),
+    }
+}
+
+/// What [`non_null`] says of a `null`.
+const NOT_NULL: &str = "may not be null (omit it to leave the value as it is)";
 
 /// A query string, deserialised with the offending parameter named (400).
 #[derive(Debug)]

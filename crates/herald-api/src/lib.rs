@@ -24,6 +24,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 pub mod auth;
+pub mod cache;
 pub mod extract;
 pub mod problem;
 mod routes;
@@ -35,6 +36,8 @@ pub struct ApiState {
     /// Publishing and sending go through the delivery engine.
     pub engine: herald_delivery::Engine,
     pub settings: Arc<ApiSettings>,
+    /// Read caches for the publish path; see [`cache`].
+    pub lookups: Arc<cache::Lookups>,
 }
 
 /// The API's share of the server configuration.

@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::validation::InvalidField;
-use crate::webhook::is_header_token;
+use crate::webhook::{HERALD_HEADER_PREFIX, is_header_token};
 
 /// How the body of a delivery is built from the event.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -145,10 +145,17 @@ impl SigningScheme {
                     "must be a valid HTTP header name of at most 128 characters",
                 ));
             }
-            if crate::webhook::TRANSPORT_HEADERS.contains(&h.to_ascii_lowercase().as_str()) {
+            let lower = h.to_ascii_lowercase();
+            if crate::webhook::TRANSPORT_HEADERS.contains(&lower.as_str()) {
                 return Err(InvalidField::new(
                     "header",
                     format!("\"{h}\" is set by HTTP itself and cannot carry a signature"),
+                ));
+            }
+            if lower.starts_with(HERALD_HEADER_PREFIX) {
+                return Err(InvalidField::new(
+                    "header",
+                    "X-Herald-* headers are reserved for Herald",
                 ));
             }
             Ok(())
@@ -442,6 +449,31 @@ mod tests {
         let unclosed = json!({"a": "{{ event.id"});
         assert_eq!(Template::parse(unclosed).unwrap_err().field, "template.a");
         assert!(Template::parse(json!({"a": "{{custom.}}"})).is_err());
+    }
+
+    #[test]
+    fn signing_headers_may_not_be_herald_or_transport_headers() {
+        let hmac = |header: &str| SigningScheme::HmacSha256 {
+            header: header.into(),
+            encoding: DigestEncoding::Hex,
+            prefix: String::new(),
+            secret: SecretSource::Webhook,
+        };
+        let secret = |header: &str| SigningScheme::SecretHeader {
+            header: header.into(),
+        };
+        for bad in [
+            "X-Herald-Event",
+            "x-herald-signature",
+            "Content-Type",
+            "",
+            "a b",
+        ] {
+            assert_eq!(hmac(bad).validate().unwrap_err().field, "header", "{bad}");
+            assert_eq!(secret(bad).validate().unwrap_err().field, "header", "{bad}");
+        }
+        assert!(hmac("X-Heralded").validate().is_ok());
+        assert!(secret("X-Webhook-Secret").validate().is_ok());
     }
 
     #[test]

@@ -130,9 +130,27 @@ impl TargetUrl {
         self.0.as_str()
     }
 
+    /// The URL with its password, if it has one, replaced by `redacted` (the username is kept),
+    /// for readers who may not see secrets.
+    pub fn redacted(&self) -> String {
+        redact_url_password(self.0.as_str())
+    }
+
     pub fn url(&self) -> &url::Url {
         &self.0
     }
+}
+
+/// Replaces the password of a URL, if it has one, by `redacted`; anything that is not a URL with
+/// a password comes back unchanged.
+pub fn redact_url_password(value: &str) -> String {
+    let Ok(mut url) = url::Url::parse(value) else {
+        return value.to_owned();
+    };
+    if url.password().is_none() || url.set_password(Some("redacted")).is_err() {
+        return value.to_owned();
+    }
+    url.into()
 }
 
 /// Extra headers sent with every delivery, in the case the user wrote them.
@@ -353,6 +371,18 @@ mod tests {
         assert!(TargetUrl::parse("ftp://example.com", true).is_err());
         assert!(TargetUrl::parse("not a url", true).is_err());
         assert!(TargetUrl::parse("https://example.com/#x", true).is_err());
+    }
+
+    #[test]
+    fn url_passwords_are_redacted_and_usernames_kept() {
+        let url = TargetUrl::parse("https://user:pa55@example.com/x?q=1", false).unwrap();
+        assert_eq!(url.as_str(), "https://user:pa55@example.com/x?q=1");
+        assert_eq!(url.redacted(), "https://user:redacted@example.com/x?q=1");
+        let plain = TargetUrl::parse("https://user@example.com/x", false).unwrap();
+        assert_eq!(plain.redacted(), "https://user@example.com/x");
+        let encoded = TargetUrl::parse("https://u:p%40ss@example.com/", false).unwrap();
+        assert_eq!(encoded.redacted(), "https://u:redacted@example.com/");
+        assert_eq!(redact_url_password("not a url"), "not a url");
     }
 
     #[test]

@@ -114,6 +114,8 @@ pub(crate) struct Core {
     pub wake: Notify,
     pub shutdown: CancellationToken,
     pub system_project: ProjectId,
+    /// Bumped whenever a webhook changes through this node, so caches of webhooks know to reload.
+    pub generation: std::sync::atomic::AtomicU64,
 }
 
 impl Core {
@@ -144,8 +146,14 @@ impl Core {
         time::from_millis(now.timestamp_millis() + i64::try_from(span.as_millis()).unwrap_or(i64::MAX / 2))
     }
 
+    /// Notes that some webhook changed (status, settings): caches reload.
+    pub fn bump(&self) {
+        self.generation.fetch_add(1, std::sync::atomic::Ordering::AcqRel);
+    }
+
     /// A webhook went out of order in a commit: stop its lane and tell the system project.
     pub fn went_out_of_order(self: &Arc<Core>, webhook: WebhookId) {
+        self.bump();
         self.cache.invalidate(&webhook);
         let drained = self.dispatcher.drain(&webhook);
         self.release_later(drained);
@@ -240,6 +248,7 @@ impl Engine {
             wake: Notify::new(),
             shutdown: CancellationToken::new(),
             system_project,
+            generation: std::sync::atomic::AtomicU64::new(0),
         });
         let tasks = vec![
             tokio::spawn(crate::writer::run(core.clone(), queue)),
@@ -343,6 +352,7 @@ impl Engine {
     /// receive, give back what its lane holds.
     pub fn webhook_changed(&self, id: &WebhookId) {
         let core = self.core.clone();
+        core.bump();
         core.cache.invalidate(id);
         let id = id.clone();
         tokio::spawn(async move {
@@ -354,6 +364,12 @@ impl Engine {
                 core.release_later(drained);
             }
         });
+    }
+
+    /// Changes whenever a webhook changed through this node (created, updated, disabled, gone
+    /// out of order, deleted): a cache of webhooks taken at another value is stale.
+    pub fn webhooks_generation(&self) -> u64 {
+        self.core.generation.load(std::sync::atomic::Ordering::Acquire)
     }
 
     /// Looks for due work now rather than at the next poll (after a replay, say).

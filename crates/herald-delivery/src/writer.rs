@@ -81,7 +81,11 @@ async fn commit(core: &Arc<Core>, ops: Vec<Op>) {
                         }
                         let _ = reply.send(Ok(outcome));
                     }
-                    Op::Record { reply, .. } => {
+                    Op::Record { record, reply } => {
+                        if record.webhook_change.is_some() {
+                            core.bump();
+                            core.cache.invalidate(&record.attempt.webhook_id);
+                        }
                         if let Some(reply) = reply {
                             let _ = reply.send(Ok(()));
                         }

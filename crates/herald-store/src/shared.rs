@@ -528,27 +528,38 @@ impl Store for ThisStore {
         let delivery_ids: HashSet<&str> = records.iter().map(|r| r.attempt.delivery_id.as_str()).collect();
         let live_deliveries = existing_ids(&mut tx, "deliveries", delivery_ids.into_iter().collect()).await?;
 
+        // Events: one multi-row insert per chunk; RETURNING says which were new.
+        let mut inserted: HashSet<(String, String)> = HashSet::new();
+        for chunk in publishes.chunks(1000) {
+            let mut insert = sqlx::QueryBuilder::<Db>::new(
+                "INSERT INTO events (project_id, id, event_type, occurred_at, data, actor_id, actor_email, created_at) ",
+            );
+            insert.push_values(chunk, |mut row, p| {
+                let e = &p.event;
+                let actor = e.actor.as_ref();
+                row.push_bind(e.project_id.as_str())
+                    .push_bind(e.id.as_str())
+                    .push_bind(e.event_type.as_str())
+                    .push_bind(ms(&e.occurred_at))
+                    .push_bind(to_json(&e.data))
+                    .push_bind(actor.and_then(|a| a.id.clone()))
+                    .push_bind(actor.and_then(|a| a.email.clone()))
+                    .push_bind(ms(&e.created_at));
+            });
+            insert.push(" ON CONFLICT (project_id, id) DO NOTHING RETURNING project_id, id");
+            let rows: Vec<(String, String)> = insert
+                .build_query_as()
+                .fetch_all(&mut *tx)
+                .await
+                .map_err(write_error("event", "id", "project"))?;
+            inserted.extend(rows);
+        }
         let mut events_per_webhook: BTreeMap<&str, (i64, i64)> = BTreeMap::new();
+        let mut new_deliveries: Vec<&(Delivery, Option<Lease>)> = Vec::new();
         for p in publishes {
             let e = &p.event;
-            let actor = e.actor.as_ref();
-            let inserted = sqlx::query(
-                "INSERT INTO events (project_id, id, event_type, occurred_at, data, actor_id, actor_email, created_at) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (project_id, id) DO NOTHING",
-            )
-            .bind(e.project_id.as_str())
-            .bind(e.id.as_str())
-            .bind(e.event_type.as_str())
-            .bind(ms(&e.occurred_at))
-            .bind(to_json(&e.data))
-            .bind(actor.and_then(|a| a.id.as_deref()))
-            .bind(actor.and_then(|a| a.email.as_deref()))
-            .bind(ms(&e.created_at))
-            .execute(&mut *tx)
-            .await
-            .map_err(write_error("event", "id", "project"))?
-            .rows_affected();
-            if inserted == 0 {
+            // The first publish of an id in this batch takes it; any later one is a duplicate.
+            if !inserted.remove(&(e.project_id.to_string(), e.id.as_str().to_owned())) {
                 let row = sqlx::query_as::<Db, EventRow>(
                     "SELECT project_id, id, event_type, occurred_at, data, actor_id, actor_email, created_at \
                      FROM events WHERE project_id = $1 AND id = $2",
@@ -560,38 +571,34 @@ impl Store for ThisStore {
                 committed.published.push(Published::Duplicate(Box::new(Event::try_from(row)?)));
                 continue;
             }
-            let deliveries: Vec<&(Delivery, Option<Lease>)> = p
-                .deliveries
-                .iter()
-                .filter(|(d, _)| live_webhooks.contains(d.webhook_id.as_str()))
-                .collect();
-            // Bounded batches keep each statement under SQLite's bind-parameter limit.
-            for chunk in deliveries.chunks(400) {
-                let mut insert = sqlx::QueryBuilder::<Db>::new(
-                    "INSERT INTO deliveries (id, project_id, event_id, webhook_id, status, attempts, \
-                     next_attempt_at, created_at, updated_at, lease_owner, lease_expires_at) ",
-                );
-                insert.push_values(chunk, |mut row, (d, lease)| {
-                    row.push_bind(d.id.as_str())
-                        .push_bind(d.project_id.as_str())
-                        .push_bind(d.event_id.as_str())
-                        .push_bind(d.webhook_id.as_str())
-                        .push_bind(d.status.as_str())
-                        .push_bind(i64::from(d.attempts))
-                        .push_bind(d.next_attempt_at.as_ref().map(ms))
-                        .push_bind(ms(&d.created_at))
-                        .push_bind(ms(&d.updated_at))
-                        .push_bind(lease.as_ref().map(|l| l.owner.as_str()))
-                        .push_bind(lease.as_ref().map(|l| ms(&l.until)));
-                });
-                insert.build().execute(&mut *tx).await?;
-            }
-            for (d, _) in deliveries {
-                let entry = events_per_webhook.entry(d.webhook_id.as_str()).or_insert((0, 0));
+            for pair in p.deliveries.iter().filter(|(d, _)| live_webhooks.contains(d.webhook_id.as_str())) {
+                let entry = events_per_webhook.entry(pair.0.webhook_id.as_str()).or_insert((0, 0));
                 entry.0 += 1;
                 entry.1 = entry.1.max(ms(&e.created_at));
+                new_deliveries.push(pair);
             }
             committed.published.push(Published::Created);
+        }
+        // Bounded chunks keep each statement under SQLite's bind-parameter limit.
+        for chunk in new_deliveries.chunks(400) {
+            let mut insert = sqlx::QueryBuilder::<Db>::new(
+                "INSERT INTO deliveries (id, project_id, event_id, webhook_id, status, attempts, \
+                 next_attempt_at, created_at, updated_at, lease_owner, lease_expires_at) ",
+            );
+            insert.push_values(chunk, |mut row, (d, lease)| {
+                row.push_bind(d.id.as_str())
+                    .push_bind(d.project_id.as_str())
+                    .push_bind(d.event_id.as_str())
+                    .push_bind(d.webhook_id.as_str())
+                    .push_bind(d.status.as_str())
+                    .push_bind(i64::from(d.attempts))
+                    .push_bind(d.next_attempt_at.as_ref().map(ms))
+                    .push_bind(ms(&d.created_at))
+                    .push_bind(ms(&d.updated_at))
+                    .push_bind(lease.as_ref().map(|l| l.owner.as_str()))
+                    .push_bind(lease.as_ref().map(|l| ms(&l.until)));
+            });
+            insert.build().execute(&mut *tx).await?;
         }
         for (webhook, (count, last)) in &events_per_webhook {
             sqlx::query(
@@ -630,38 +637,42 @@ impl Store for ThisStore {
             });
             insert.build().execute(&mut *tx).await?;
         }
+        for chunk in records.chunks(500) {
+            let mut update = sqlx::QueryBuilder::<Db>::new(
+                "UPDATE deliveries SET status = v.column2, \
+                 attempts = CASE WHEN deliveries.attempts < v.column3 THEN v.column3 ELSE deliveries.attempts END, \
+                 next_attempt_at = v.column4, last_attempt_at = v.column5, updated_at = v.column5, \
+                 lease_owner = NULL, lease_expires_at = NULL FROM (",
+            );
+            update.push_values(chunk, |mut row, r| {
+                let finished = ms(&r.attempt.started_at) + i64::try_from(r.attempt.duration_ms).unwrap_or(0);
+                row.push_bind(r.attempt.delivery_id.as_str())
+                    .push_bind(r.delivery_status.as_str())
+                    .push_bind(i64::from(r.attempt.number))
+                    .push_bind(r.next_attempt_at.as_ref().map(ms))
+                    .push_bind(finished);
+            });
+            update.push(") AS v WHERE deliveries.id = v.column1");
+            update.build().execute(&mut *tx).await?;
+        }
         for r in &records {
-            let finished = ms(&r.attempt.started_at) + i64::try_from(r.attempt.duration_ms).unwrap_or(0);
-            sqlx::query(
-                "UPDATE deliveries SET status = $2, attempts = CASE WHEN attempts < $3 THEN $3 ELSE attempts END, \
-                 next_attempt_at = $4, last_attempt_at = $5, updated_at = $5, lease_owner = NULL, \
-                 lease_expires_at = NULL WHERE id = $1",
-            )
-            .bind(r.attempt.delivery_id.as_str())
-            .bind(r.delivery_status.as_str())
-            .bind(i64::from(r.attempt.number))
-            .bind(r.next_attempt_at.as_ref().map(ms))
-            .bind(finished)
-            .execute(&mut *tx)
-            .await?;
-            if let Some(change) = &r.webhook_change {
-                let mut update = sqlx::QueryBuilder::<Db>::new("UPDATE webhooks SET status = ");
-                update
-                    .push_bind(change.to.as_str())
-                    .push(", status_reason = ")
-                    .push_bind(change.reason.as_str())
-                    .push(", updated_at = ")
-                    .push_bind(ms(&now))
-                    .push(" WHERE id = ")
-                    .push_bind(r.attempt.webhook_id.as_str())
-                    .push(" AND status IN (");
-                let mut from = update.separated(", ");
-                for status in &change.from {
-                    from.push_bind(status.as_str());
-                }
-                update.push(")");
-                update.build().execute(&mut *tx).await?;
+            let Some(change) = &r.webhook_change else { continue };
+            let mut update = sqlx::QueryBuilder::<Db>::new("UPDATE webhooks SET status = ");
+            update
+                .push_bind(change.to.as_str())
+                .push(", status_reason = ")
+                .push_bind(change.reason.as_str())
+                .push(", updated_at = ")
+                .push_bind(ms(&now))
+                .push(" WHERE id = ")
+                .push_bind(r.attempt.webhook_id.as_str())
+                .push(" AND status IN (");
+            let mut from = update.separated(", ");
+            for status in &change.from {
+                from.push_bind(status.as_str());
             }
+            update.push(")");
+            update.build().execute(&mut *tx).await?;
         }
         for (webhook, d) in crate::batch::fold(records.iter().copied()) {
             let (counted, since): (i64, Option<i64>) = sqlx::query_as(

@@ -56,6 +56,7 @@ impl App {
         let state = ApiState {
             store: store.clone(),
             engine: engine.clone(),
+            lookups: Default::default(),
             settings: Arc::new(ApiSettings {
                 allow_http: config.allow_http,
                 max_body_bytes: config.max_body_bytes,

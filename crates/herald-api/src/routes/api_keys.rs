@@ -111,7 +111,8 @@ pub async fn revoke(
 ) -> Result<Json<ApiKeyView>, ApiError> {
     caller.require(Action::ManageApiKeys)?;
     let id = ApiKeyId::parse(&id).map_err(|_| ApiError::NotFound { entity: "API key" })?;
-    Ok(Json(
-        state.store.revoke_api_key(&id, time::now()).await?.into(),
-    ))
+    let revoked = state.store.revoke_api_key(&id, time::now()).await?;
+    // The key must stop working at once: forget every cached key.
+    state.lookups.keys.clear();
+    Ok(Json(revoked.into()))
 }

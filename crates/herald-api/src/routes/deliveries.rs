@@ -4,8 +4,6 @@
 //! `/v1/webhooks/{id}/attempts`, `/v1/deliveries/{id}` with its attempts and replay, and
 //! `/v1/attempts/{id}` — the link the statistics give for the last success and failure.
 
-
-
 use axum::Json;
 use axum::extract::{Path, State};
 use chrono::{DateTime, Utc};
@@ -14,6 +12,7 @@ use herald_core::auth::Action;
 use herald_core::delivery::{Delivery, DeliveryStatus};
 use herald_core::id::{AttemptId, DeliveryId, ProjectId, WebhookId};
 use herald_core::time;
+use herald_core::webhook::redact_url_password;
 use herald_store::AttemptQuery;
 use serde::{Deserialize, Serialize};
 
@@ -36,7 +35,7 @@ pub struct AttemptView {
     started_at: DateTime<Utc>,
     duration_ms: u64,
     succeeded: bool,
-    /// What was sent; signatures and secrets are redacted.
+    /// What was sent; signatures and secrets (the URL's password too) are redacted.
     request: SentRequest,
     /// What came back, if anything did (the body is cut at 64 KiB).
     response: Option<ReceivedResponse>,
@@ -45,7 +44,9 @@ pub struct AttemptView {
 }
 
 impl From<Attempt> for AttemptView {
-    fn from(a: Attempt) -> Self {
+    fn from(mut a: Attempt) -> Self {
+        // Attempts are read by roles that may not see secrets, a password in the URL included.
+        a.request.url = redact_url_password(&a.request.url);
         Self {
             id: a.id,
             delivery_id: a.delivery_id,
@@ -78,14 +79,20 @@ pub struct ListDeliveries {
 
 fn statuses(list: Option<&str>) -> Result<Vec<DeliveryStatus>, ApiError> {
     match list {
-        None => Ok(vec![DeliveryStatus::Pending, DeliveryStatus::Retrying, DeliveryStatus::Failed]),
+        None => Ok(vec![
+            DeliveryStatus::Pending,
+            DeliveryStatus::Retrying,
+            DeliveryStatus::Failed,
+        ]),
         Some("all") => Ok(Vec::new()),
         Some(list) => list
             .split(',')
             .map(|s| {
                 DeliveryStatus::parse(s.trim()).ok_or_else(|| ApiError::BadQuery {
                     field: "status".into(),
-                    message: format!("unknown status \"{s}\"; use pending, retrying, succeeded, failed or all"),
+                    message: format!(
+                        "unknown status \"{s}\"; use pending, retrying, succeeded, failed or all"
+                    ),
                 })
             })
             .collect(),
@@ -105,7 +112,10 @@ pub async fn list_for_webhook(
     let page = page_request(q.limit, q.cursor.as_deref())?;
     let statuses = statuses(q.status.as_deref())?;
     let webhook = load_webhook(&state, &caller, &id, Action::ReadWebhooks).await?;
-    let found = state.store.list_webhook_deliveries(&webhook.id, &statuses, &page).await?;
+    let found = state
+        .store
+        .list_webhook_deliveries(&webhook.id, &statuses, &page)
+        .await?;
     Ok(Json(ListResponse::from_page(found, DeliveryView::from)))
 }
 
@@ -121,7 +131,10 @@ pub async fn attempts_for_webhook(
 ) -> Result<Json<ListResponse<AttemptView>>, ApiError> {
     let page = params.request()?;
     let webhook = load_webhook(&state, &caller, &id, Action::ReadWebhooks).await?;
-    let found = state.store.list_attempts(&AttemptQuery::Webhook(webhook.id), &page).await?;
+    let found = state
+        .store
+        .list_attempts(&AttemptQuery::Webhook(webhook.id), &page)
+        .await?;
     Ok(Json(ListResponse::from_page(found, AttemptView::from)))
 }
 
@@ -157,7 +170,10 @@ pub async fn attempts(
 ) -> Result<Json<ListResponse<AttemptView>>, ApiError> {
     let page = params.request()?;
     let delivery = load(&state, &caller, &id).await?;
-    let found = state.store.list_attempts(&AttemptQuery::Delivery(delivery.id), &page).await?;
+    let found = state
+        .store
+        .list_attempts(&AttemptQuery::Delivery(delivery.id), &page)
+        .await?;
     Ok(Json(ListResponse::from_page(found, AttemptView::from)))
 }
 
@@ -172,7 +188,10 @@ pub async fn replay(
 ) -> Result<Json<DeliveryView>, ApiError> {
     caller.require(Action::ManageWebhooks)?;
     let delivery = load(&state, &caller, &id).await?;
-    let replayed = state.store.replay_delivery(&delivery.id, time::now()).await?;
+    let replayed = state
+        .store
+        .replay_delivery(&delivery.id, time::now())
+        .await?;
     state.engine.wake();
     Ok(Json(replayed.into()))
 }
@@ -192,4 +211,3 @@ pub async fn attempt(
     caller.scope(&attempt.project_id, "attempt")?;
     Ok(Json(attempt.into()))
 }
-

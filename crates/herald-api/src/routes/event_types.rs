@@ -11,12 +11,12 @@ use herald_core::event_type::{EventSchema, EventType, EventTypeName};
 use herald_core::id::ProjectId;
 use herald_core::time;
 use herald_core::validation::optional_text;
-use serde::{Deserialize, Deserializer, Serialize};
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::ApiState;
 use crate::auth::Caller;
-use crate::extract::{JsonBody, ListResponse, QueryParams, page_request};
+use crate::extract::{JsonBody, ListResponse, QueryParams, non_null, page_request, present};
 use crate::problem::{ApiError, Problem};
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]
@@ -54,7 +54,8 @@ pub struct CreateEventType {
     schema: Option<Value>,
 }
 
-/// Fields absent from a PATCH stay as they are; `null` clears a nullable one.
+/// Fields absent from a PATCH stay as they are; `null` clears `description` or `schema`, and is
+/// refused for `archived`.
 #[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateEventType {
@@ -64,16 +65,8 @@ pub struct UpdateEventType {
     #[serde(default, deserialize_with = "present")]
     #[schema(value_type = Option<Object>)]
     schema: Option<Option<Value>>,
+    #[serde(default, deserialize_with = "non_null")]
     archived: Option<bool>,
-}
-
-/// Tells a field sent as `null` (`Some(None)`) from one not sent (`None`).
-pub(crate) fn present<'de, T, D>(d: D) -> Result<Option<Option<T>>, D::Error>
-where
-    T: Deserialize<'de>,
-    D: Deserializer<'de>,
-{
-    Option::<T>::deserialize(d).map(Some)
 }
 
 fn parse_name(name: &str) -> Result<EventTypeName, ApiError> {
@@ -109,6 +102,10 @@ pub async fn create(
         updated_at: now,
     };
     state.store.create_event_type(&event_type).await?;
+    state
+        .lookups
+        .event_types
+        .remove(&(event_type.project_id.clone(), event_type.name.as_str().to_owned()));
     Ok((StatusCode::CREATED, Json(event_type.into())))
 }
 
@@ -194,5 +191,9 @@ pub async fn update(
     }
     event_type.updated_at = time::now();
     state.store.update_event_type(&event_type).await?;
+    state
+        .lookups
+        .event_types
+        .remove(&(event_type.project_id.clone(), event_type.name.as_str().to_owned()));
     Ok(Json(event_type.into()))
 }

@@ -5,6 +5,8 @@
 //! one delivery per matching webhook are committed. An event `id` is an idempotency key: sending
 //! it again returns the first event and creates nothing.
 
+use std::sync::Arc;
+
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::{HeaderName, HeaderValue, StatusCode};
@@ -127,7 +129,12 @@ pub async fn publish(
             ),
         )
     };
-    let known = match state.store.event_type(&project.id, &event_type).await {
+    let known = state
+        .lookups
+        .event_types
+        .get_or_load(&(project.id.clone(), event_type.as_str().to_owned()), state.store.event_type(&project.id, &event_type))
+        .await;
+    let known = match known {
         Ok(t) => t,
         Err(StoreError::NotFound { .. }) => return Err(unknown().into()),
         Err(e) => return Err(e.into()),
@@ -154,13 +161,15 @@ pub async fn publish(
         actor: input.actor.map(Actor::validate).transpose()?,
         created_at: now,
     };
-    let matching = state
-        .store
-        .active_webhooks(&project.id)
-        .await?
-        .into_iter()
-        .filter(|w| w.filter.matches(&event.event_type))
-        .collect();
+    let generation = state.engine.webhooks_generation();
+    let (_, active) = state
+        .lookups
+        .webhooks
+        .get_fresh(&project.id, |(seen, _)| *seen == generation, async {
+            Ok::<_, StoreError>((generation, Arc::new(state.store.active_webhooks(&project.id).await?)))
+        })
+        .await?;
+    let matching = active.iter().filter(|w| w.filter.matches(&event.event_type)).cloned().collect();
     match state.engine.publish(event.clone(), matching).await? {
         Published::Created => {
             tracing::debug!(event_id = event.id.as_str(), "published");

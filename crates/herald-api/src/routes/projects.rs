@@ -7,14 +7,13 @@ use chrono::{DateTime, Utc};
 use herald_core::auth::Action;
 use herald_core::id::ProjectId;
 use herald_core::project::{Project, ProjectName, ProjectSettings};
-use herald_core::webhook::RetryPolicy;
 use herald_core::time;
+use herald_core::webhook::RetryPolicy;
 use serde::{Deserialize, Serialize};
 
 use crate::ApiState;
 use crate::auth::Caller;
-use crate::extract::{JsonBody, ListResponse, PageParams, QueryParams};
-use super::event_types::present;
+use crate::extract::{JsonBody, ListResponse, PageParams, QueryParams, non_null, present};
 use crate::problem::{ApiError, Problem};
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]
@@ -56,10 +55,11 @@ pub struct CreateProject {
 }
 
 /// Fields absent stay as they are; `null` returns `retry_policy` and `retention_days` to the
-/// server's defaults.
+/// server's defaults, and is refused for `name` and `require_validation`.
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateProject {
+    #[serde(default, deserialize_with = "non_null")]
     name: Option<String>,
     #[serde(default, deserialize_with = "present")]
     #[schema(value_type = Option<RetryPolicy>)]
@@ -67,11 +67,15 @@ pub struct UpdateProject {
     #[serde(default, deserialize_with = "present")]
     #[schema(value_type = Option<u32>)]
     retention_days: Option<Option<u32>>,
+    #[serde(default, deserialize_with = "non_null")]
     require_validation: Option<bool>,
 }
 
 fn retry_policy(p: Option<RetryPolicy>) -> Result<Option<RetryPolicy>, ApiError> {
-    Ok(p.map(|p| p.validate().map_err(|e| e.within("retry_policy"))).transpose()?)
+    Ok(
+        p.map(|p| p.validate().map_err(|e| e.within("retry_policy")))
+            .transpose()?,
+    )
 }
 
 fn retention(days: Option<u32>) -> Result<Option<u32>, ApiError> {
@@ -156,6 +160,7 @@ pub async fn update(
     }
     project.updated_at = time::now();
     state.store.update_project(&project).await?;
+    state.lookups.projects.clear();
     Ok(Json(project.into()))
 }
 
@@ -173,5 +178,7 @@ pub async fn delete(
         .project(&state, &project, Action::ManageProjects)
         .await?;
     state.store.delete_project(&project.id).await?;
+    state.lookups.projects.clear();
+    state.lookups.keys.clear();
     Ok(StatusCode::NO_CONTENT)
 }

@@ -4,17 +4,17 @@
 //! (re-expressed as a [`Draft`]) and the whole result is validated as a create would be, so no
 //! combination of partial updates can produce a webhook a create would refuse.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use chrono::{DateTime, Utc};
 use herald_core::InvalidField;
+use herald_core::attempt::AttemptTrigger;
 use herald_core::auth::Action;
 use herald_core::event_type::EventTypeName;
 use herald_core::filter::EventFilter;
-use herald_core::attempt::AttemptTrigger;
 use herald_core::id::{AttemptId, ProjectId, WebhookId};
 use herald_core::project::Project;
 use herald_core::secret::SigningSecret;
@@ -29,10 +29,9 @@ use herald_store::{StoreError, WebhookQuery};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use super::event_types::present;
 use crate::ApiState;
 use crate::auth::Caller;
-use crate::extract::{JsonBody, ListResponse, QueryParams, page_request};
+use crate::extract::{JsonBody, ListResponse, QueryParams, non_null, page_request, present};
 use crate::problem::{ApiError, Problem};
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]
@@ -41,6 +40,8 @@ pub struct WebhookView {
     project_id: ProjectId,
     name: String,
     description: Option<String>,
+    /// Its password, if it has one, reads `redacted` in lists and to roles that may not see
+    /// secrets.
     url: String,
     method: HttpMethod,
     /// Event types subscribed to: exact names and `prefix.*` wildcards; `["*"]` for all.
@@ -67,9 +68,16 @@ pub struct WebhookView {
 }
 
 impl WebhookView {
-    fn new(w: Webhook, with_secret: bool) -> Self {
+    /// With `secrets`, the signing secret and the URL's password are shown; without, the secret
+    /// is left out and the password reads `redacted`.
+    fn new(w: Webhook, secrets: bool) -> Self {
         Self {
-            secret: with_secret.then(|| w.secret.expose().to_owned()),
+            secret: secrets.then(|| w.secret.expose().to_owned()),
+            url: if secrets {
+                w.url.as_str().to_owned()
+            } else {
+                w.url.redacted()
+            },
             events: w.filter.to_strings().unwrap_or_else(|| vec!["*".into()]),
             preset: w.shape.preset,
             format: w.shape.format.name().to_owned(),
@@ -79,7 +87,6 @@ impl WebhookView {
             project_id: w.project_id,
             name: w.name,
             description: w.description,
-            url: w.url.as_str().to_owned(),
             method: w.method,
             headers: w.headers.as_map().clone(),
             custom_data: Value::Object(w.custom_data.as_map().clone()),
@@ -130,27 +137,39 @@ pub struct CreateWebhook {
 }
 
 /// Fields absent stay as they are; `null` clears `description`, `custom_data`, `retry_policy`,
-/// and sets `events` back to all. `headers` replaces the whole set.
+/// and sets `events` back to all, and is refused for every other field. `headers` replaces the
+/// whole set.
 #[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateWebhook {
+    #[serde(default, deserialize_with = "non_null")]
     name: Option<String>,
     #[serde(default, deserialize_with = "present")]
     #[schema(value_type = Option<String>)]
     description: Option<Option<String>>,
+    #[serde(default, deserialize_with = "non_null")]
     url: Option<String>,
+    #[serde(default, deserialize_with = "non_null")]
     method: Option<HttpMethod>,
+    /// Exact names added here must be event types of the project that are not archived; names
+    /// the webhook already has are kept even if their type has been archived since.
     #[serde(default, deserialize_with = "present")]
     #[schema(value_type = Option<Vec<String>>)]
     events: Option<Option<Vec<String>>>,
+    #[serde(default, deserialize_with = "non_null")]
     headers: Option<BTreeMap<String, String>>,
     #[serde(default, deserialize_with = "present")]
     #[schema(value_type = Option<Object>)]
     custom_data: Option<Option<Value>>,
+    #[serde(default, deserialize_with = "non_null")]
     preset: Option<String>,
+    #[serde(default, deserialize_with = "non_null")]
     format: Option<String>,
+    #[serde(default, deserialize_with = "non_null")]
     template: Option<Value>,
+    #[serde(default, deserialize_with = "non_null")]
     signing: Option<SigningScheme>,
+    #[serde(default, deserialize_with = "non_null")]
     timeout_seconds: Option<u64>,
     #[serde(default, deserialize_with = "present")]
     #[schema(value_type = Option<RetryPolicy>)]
@@ -171,6 +190,9 @@ struct Draft {
     signing: Option<SigningScheme>,
     timeout_seconds: u64,
     retry_policy: Option<RetryPolicy>,
+    /// Exact event names the stored filter already holds. They are kept without a check, so that
+    /// archiving an event type does not freeze every webhook that names it; a create has none.
+    kept_events: BTreeSet<EventTypeName>,
 }
 
 /// The validated settable fields.
@@ -215,6 +237,7 @@ impl Draft {
             signing: input.signing,
             timeout_seconds: input.timeout_seconds.unwrap_or(Timeout::DEFAULT_SECONDS),
             retry_policy: input.retry_policy,
+            kept_events: BTreeSet::new(),
         })
     }
 
@@ -232,6 +255,7 @@ impl Draft {
             signing: Some(w.shape.scheme.clone()),
             timeout_seconds: w.timeout.duration().as_secs(),
             retry_policy: w.retry_policy.clone(),
+            kept_events: w.filter.exact_names().map(|(_, n)| n.clone()).collect(),
         }
     }
 
@@ -312,18 +336,20 @@ impl Draft {
                 .transpose()?,
             filter,
         };
-        check_event_types_exist(state, project, &settings.filter).await?;
+        check_event_types_exist(state, project, &settings.filter, &self.kept_events).await?;
         Ok(settings)
     }
 }
 
-/// Exact names in a filter must be known, unarchived event types of the project.
+/// Exact names in a filter must be known, unarchived event types of the project, except those in
+/// `kept` (already in the stored filter, so checked when they were added).
 async fn check_event_types_exist(
     state: &ApiState,
     project: &ProjectId,
     filter: &EventFilter,
+    kept: &BTreeSet<EventTypeName>,
 ) -> Result<(), ApiError> {
-    for (i, name) in filter.exact_names() {
+    for (i, name) in filter.exact_names().filter(|(_, n)| !kept.contains(n)) {
         let field = format!("events[{i}]");
         match state.store.event_type(project, name).await {
             Ok(t) if t.archived => {
@@ -402,7 +428,10 @@ pub async fn create(
     let (status, status_reason) = if project.settings.require_validation {
         (
             WebhookStatus::Pending,
-            Some("waiting for its validation event to succeed (POST /v1/webhooks/{id}/validate)".to_owned()),
+            Some(
+                "waiting for its validation event to succeed (POST /v1/webhooks/{id}/validate)"
+                    .to_owned(),
+            ),
         )
     } else if enabled {
         (WebhookStatus::Active, None)
@@ -432,6 +461,7 @@ pub async fn create(
         updated_at: now,
     };
     state.store.create_webhook(&webhook).await?;
+    state.engine.webhook_changed(&webhook.id);
     Ok((
         StatusCode::CREATED,
         Json(WebhookView::for_caller(webhook, &caller)),
@@ -663,7 +693,11 @@ pub struct StatsView {
 }
 
 fn stamped(s: Option<(DateTime<Utc>, AttemptId)>) -> Option<StampedAttempt> {
-    s.map(|(at, id)| StampedAttempt { link: format!("/v1/attempts/{id}"), at, attempt_id: id })
+    s.map(|(at, id)| StampedAttempt {
+        link: format!("/v1/attempts/{id}"),
+        at,
+        attempt_id: id,
+    })
 }
 
 /// The webhook's statistics: events, triggers, successes, failures, and the last of each.
@@ -719,8 +753,13 @@ pub async fn trigger(
         .map(EventTypeName::parse)
         .transpose()
         .map_err(|e| e.within("type"))?;
-    let data = input.data.unwrap_or_else(|| Value::Object(Default::default()));
-    let attempt = state.engine.send_now(&webhook, event_type, data, AttemptTrigger::Manual).await?;
+    let data = input
+        .data
+        .unwrap_or_else(|| Value::Object(Default::default()));
+    let attempt = state
+        .engine
+        .send_now(&webhook, event_type, data, AttemptTrigger::Manual)
+        .await?;
     Ok(Json(attempt.into()))
 }
 
@@ -735,7 +774,10 @@ pub async fn validate(
 ) -> Result<Json<crate::routes::deliveries::AttemptView>, ApiError> {
     let webhook = load(&state, &caller, &id, Action::ManageWebhooks).await?;
     let data = Value::Object(Default::default());
-    let attempt = state.engine.send_now(&webhook, None, data, AttemptTrigger::Validation).await?;
+    let attempt = state
+        .engine
+        .send_now(&webhook, None, data, AttemptTrigger::Validation)
+        .await?;
     Ok(Json(attempt.into()))
 }
 
@@ -764,7 +806,10 @@ pub async fn replay(
 ) -> Result<Json<ReplayCount>, ApiError> {
     let webhook = load(&state, &caller, &id, Action::ManageWebhooks).await?;
     let since = time::from_millis(input.since.timestamp_millis());
-    let replayed = state.store.replay_failed(&webhook.id, since, time::now()).await?;
+    let replayed = state
+        .store
+        .replay_failed(&webhook.id, since, time::now())
+        .await?;
     state.engine.wake();
     Ok(Json(ReplayCount { replayed }))
 }

@@ -652,6 +652,23 @@ async fn delivery_engine(store: &dyn Store) {
     assert!(matches!(store.delivery(&d1.id).await, Err(StoreError::NotFound { .. })));
 }
 
+/// Two publishes of one id in the same group commit: the first is the event, the second a
+/// duplicate of it.
+async fn one_id_twice_in_one_batch(store: &dyn Store) {
+    let p = project("twice", 1);
+    store.create_project(&p).await.unwrap();
+    let first = event(&p.id, "same", "a.b", 10);
+    let mut second = event(&p.id, "same", "a.b", 11);
+    second.data = json!({"other": true});
+    let publishes = [
+        NewPublish { event: first.clone(), deliveries: vec![] },
+        NewPublish { event: second, deliveries: vec![] },
+    ];
+    let done = store.commit(&publishes, &[], at(20)).await.unwrap();
+    assert_eq!(done.published, vec![Published::Created, Published::Duplicate(Box::new(first.clone()))]);
+    assert_eq!(store.event(&p.id, &first.id).await.unwrap(), first);
+}
+
 /// Claims running at the same time never hand out the same delivery.
 async fn concurrent_claims_never_overlap(store: Arc<dyn Store>) {
     let p = project("claims", 1);
@@ -691,6 +708,7 @@ async fn store_story(store: Arc<dyn Store>) {
     webhooks(store.as_ref()).await;
     publishing(store.as_ref()).await;
     delivery_engine(store.as_ref()).await;
+    one_id_twice_in_one_batch(store.as_ref()).await;
     concurrent_claims_never_overlap(store).await;
 }
 

@@ -364,6 +364,34 @@ async fn unknown_event_types_are_not_found(app: TestApp) {
         .problem(404, None);
 }
 
+async fn archived_may_not_be_set_to_null(app: TestApp) {
+    app.project("acme").await;
+    app.event_type("acme", "order.paid").await;
+    let path = "/v1/projects/acme/event-types/order.paid";
+    let before = app.snapshot().await;
+    for patch in [
+        json!({"archived": null}),
+        json!({"description": "Paid", "archived": null}),
+    ] {
+        let reply = app.patch(path, &app.admin, patch).await;
+        let detail = reply.problem(422, Some("archived"))["detail"]
+            .as_str()
+            .unwrap();
+        assert!(detail.contains("may not be null"), "{detail}");
+    }
+    assert_eq!(app.snapshot().await, before, "a null changes nothing");
+
+    // `null` still clears the fields that can be cleared.
+    let cleared = app
+        .patch(
+            path,
+            &app.admin,
+            json!({"description": null, "schema": null}),
+        )
+        .await;
+    assert_eq!(cleared.ok(200)["archived"], false);
+}
+
 on_both_stores!(
     an_event_type_is_created_with_a_description_and_a_schema,
     event_type_names_may_be_display_names_with_spaces,
@@ -372,4 +400,5 @@ on_both_stores!(
     archived_event_types_are_listed_only_when_asked_for,
     event_types_are_listed_one_page_at_a_time_each_exactly_once,
     unknown_event_types_are_not_found,
+    archived_may_not_be_set_to_null,
 );

@@ -318,6 +318,74 @@ async fn malformed_request_bodies_are_refused_and_change_nothing(app: TestApp) {
     .ok(201);
 }
 
+async fn a_repeated_parameter_is_refused_naming_it(app: TestApp) {
+    app.project("p").await;
+    for (path, field) in [
+        ("/v1/projects?limit=1&limit=2", "limit"),
+        ("/v1/projects?limit=1&cursor=a&cursor=b", "cursor"),
+        ("/v1/webhooks?status=active&status=disabled", "status"),
+        (
+            "/v1/projects/p/event-types?include_archived=true&include_archived=false",
+            "include_archived",
+        ),
+    ] {
+        let reply = app.get(path, &app.admin).await;
+        let problem = reply.problem(400, Some(field));
+        assert_eq!(problem["type"], "/problems/invalid-query");
+        let detail = problem["detail"].as_str().unwrap();
+        assert!(detail.contains("more than once"), "{detail}");
+    }
+
+    // The same goes for a field repeated in a JSON body.
+    let before = app.snapshot().await;
+    let repeated = app
+        .raw(
+            Method::POST,
+            "/v1/projects",
+            &app.admin,
+            "application/json",
+            br#"{"name": "one", "name": "two"}"#.to_vec(),
+        )
+        .await;
+    assert_eq!(
+        repeated.problem(422, Some("name"))["type"],
+        "/problems/invalid-field"
+    );
+    assert_eq!(app.snapshot().await, before);
+}
+
+async fn null_is_refused_for_project_fields_that_cannot_be_cleared(app: TestApp) {
+    app.project("p").await;
+    let before = app.snapshot().await;
+    for field in ["name", "require_validation"] {
+        let reply = app
+            .patch("/v1/projects/p", &app.admin, json!({ field: null }))
+            .await;
+        let detail = reply.problem(422, Some(field))["detail"].as_str().unwrap();
+        assert!(detail.contains("may not be null"), "{detail}");
+        app.patch(
+            "/v1/projects/p",
+            &app.admin,
+            json!({"retention_days": 7, field: null}),
+        )
+        .await
+        .problem(422, Some(field));
+    }
+    assert_eq!(app.snapshot().await, before, "a null changes nothing");
+
+    // `null` still returns the settings that have defaults to them.
+    let reset = app
+        .patch(
+            "/v1/projects/p",
+            &app.admin,
+            json!({"retry_policy": null, "retention_days": null}),
+        )
+        .await;
+    let reset = reset.ok(200);
+    assert_eq!(reset["name"], "p");
+    assert_eq!(reset["require_validation"], false);
+}
+
 on_both_stores!(
     an_admin_creates_a_project_and_finds_it_by_id_or_by_name,
     project_names_must_be_unique_url_safe_slugs,
@@ -326,4 +394,6 @@ on_both_stores!(
     projects_are_listed_one_page_at_a_time_each_exactly_once,
     bad_list_queries_are_refused_naming_the_parameter,
     malformed_request_bodies_are_refused_and_change_nothing,
+    a_repeated_parameter_is_refused_naming_it,
+    null_is_refused_for_project_fields_that_cannot_be_cleared,
 );

@@ -1109,6 +1109,256 @@ async fn ids_that_are_not_webhook_ids_are_not_found(app: TestApp) {
     assert_eq!(app.snapshot().await, before);
 }
 
+async fn signing_headers_may_not_use_herald_s_reserved_prefix(app: TestApp) {
+    let project = app.project("acme").await;
+    let hook = app.webhook(&project, "ops", json!({})).await;
+    let path = format!("/v1/webhooks/{}", id_of(&hook));
+    let before = app.snapshot().await;
+
+    for signing in [
+        json!({"scheme": "secret-header", "header": "X-Herald-Event"}),
+        json!({"scheme": "secret-header", "header": "x-herald-secret"}),
+        json!({"scheme": "hmac-sha256", "header": "X-Herald-Signature", "encoding": "hex"}),
+        json!({"scheme": "hmac-sha256", "header": "X-HERALD-ATTEMPT", "encoding": "base64"}),
+    ] {
+        let created = app
+            .post(
+                "/v1/webhooks",
+                &app.admin,
+                json!({"project": project, "name": "h", "url": "https://example.com/hook",
+                       "signing": signing}),
+            )
+            .await;
+        let detail = created.problem(422, Some("signing.header"))["detail"]
+            .as_str()
+            .unwrap();
+        assert!(detail.contains("X-Herald-"), "{detail}");
+        app.patch(&path, &app.admin, json!({ "signing": signing }))
+            .await
+            .problem(422, Some("signing.header"));
+    }
+    assert_eq!(
+        app.snapshot().await,
+        before,
+        "no reserved header was stored"
+    );
+
+    // A header that merely starts alike is the user's to choose.
+    let resigned = app
+        .patch(
+            &path,
+            &app.admin,
+            json!({"signing": {"scheme": "secret-header", "header": "X-Heraldry"}}),
+        )
+        .await;
+    assert_eq!(resigned.ok(200)["signing"]["header"], "X-Heraldry");
+}
+
+async fn archiving_an_event_type_does_not_freeze_the_webhooks_that_name_it(app: TestApp) {
+    let project = app.project("acme").await;
+    for name in ["env.created", "env.deleted", "env.retired"] {
+        app.event_type(&project, name).await;
+    }
+    let types = "/v1/projects/acme/event-types";
+    app.patch(
+        &format!("{types}/env.retired"),
+        &app.admin,
+        json!({"archived": true}),
+    )
+    .await
+    .ok(200);
+    let hook = app
+        .webhook(&project, "ops", json!({"events": ["env.created", "env.*"]}))
+        .await;
+    let path = format!("/v1/webhooks/{}", id_of(&hook));
+    app.patch(
+        &format!("{types}/env.created"),
+        &app.admin,
+        json!({"archived": true}),
+    )
+    .await
+    .ok(200);
+
+    // Names already in the filter are kept as they are; only new ones are checked.
+    let renamed = app
+        .patch(&path, &app.admin, json!({"name": "renamed"}))
+        .await;
+    let renamed = renamed.ok(200);
+    assert_eq!(renamed["name"], "renamed");
+    assert_eq!(renamed["events"], json!(["env.created", "env.*"]));
+    let added = app
+        .patch(
+            &path,
+            &app.admin,
+            json!({"events": ["env.deleted", "env.created"]}),
+        )
+        .await;
+    assert_eq!(
+        added.ok(200)["events"],
+        json!(["env.deleted", "env.created"])
+    );
+
+    let before = app.snapshot().await;
+    for (events, field) in [
+        (json!(["env.created", "env.retired"]), "events[1]"),
+        (json!(["env.created", "no.such.type"]), "events[1]"),
+    ] {
+        let reply = app
+            .patch(&path, &app.admin, json!({ "events": events }))
+            .await;
+        reply.problem(422, Some(field));
+    }
+    // A create still checks every name.
+    app.post(
+        "/v1/webhooks",
+        &app.admin,
+        json!({"project": project, "name": "new", "url": "https://example.com/hook",
+               "events": ["env.created"]}),
+    )
+    .await
+    .problem(422, Some("events[0]"));
+    assert_eq!(
+        app.snapshot().await,
+        before,
+        "rejected changes change nothing"
+    );
+
+    // Once dropped, an archived name cannot come back.
+    app.patch(&path, &app.admin, json!({"events": ["env.deleted"]}))
+        .await
+        .ok(200);
+    app.patch(
+        &path,
+        &app.admin,
+        json!({"events": ["env.deleted", "env.created"]}),
+    )
+    .await
+    .problem(422, Some("events[1]"));
+}
+
+async fn null_is_refused_for_webhook_fields_that_cannot_be_cleared(app: TestApp) {
+    let project = app.project("acme").await;
+    let hook = app
+        .webhook(
+            &project,
+            "ops",
+            json!({"format": "custom", "template": {"t": "{{ event.type }}"}}),
+        )
+        .await;
+    let path = format!("/v1/webhooks/{}", id_of(&hook));
+    let before = app.snapshot().await;
+
+    for field in [
+        "name",
+        "url",
+        "method",
+        "headers",
+        "preset",
+        "format",
+        "template",
+        "signing",
+        "timeout_seconds",
+    ] {
+        let reply = app.patch(&path, &app.admin, json!({ field: null })).await;
+        let detail = reply.problem(422, Some(field))["detail"].as_str().unwrap();
+        assert!(detail.contains("may not be null"), "{detail}");
+        // Alongside a good change too.
+        app.patch(&path, &app.admin, json!({"description": "d", field: null}))
+            .await
+            .problem(422, Some(field));
+    }
+    assert_eq!(app.snapshot().await, before, "no null changed anything");
+
+    // The fields that can be cleared still can.
+    let cleared = app
+        .patch(
+            &path,
+            &app.admin,
+            json!({"description": null, "events": null, "custom_data": null, "retry_policy": null}),
+        )
+        .await;
+    assert_eq!(cleared.ok(200)["name"], "ops");
+}
+
+async fn url_passwords_are_shown_only_to_roles_that_may_see_secrets(app: TestApp) {
+    let project = app.project("acme").await;
+    let full = "https://user:pa55@example.com/x?q=1";
+    let redacted = "https://user:redacted@example.com/x?q=1";
+    let hook = app.webhook(&project, "ops", json!({ "url": full })).await;
+    assert_eq!(hook["url"], full, "the admin who created it sees it");
+    let plain = app
+        .webhook(
+            &project,
+            "plain",
+            json!({"url": "https://user@example.com/y"}),
+        )
+        .await;
+    let path = format!("/v1/webhooks/{}", id_of(&hook));
+
+    let viewer = app.key("project_viewer", Some(&project)).await;
+    let seen = app.get(&path, &viewer).await;
+    let seen = seen.ok(200);
+    assert_eq!(seen["url"], redacted);
+    assert_eq!(seen.get("secret"), None);
+    for key in [&app.admin, &viewer] {
+        let listed = app.get("/v1/webhooks", key).await;
+        let listed = listed.ok(200)["data"].as_array().unwrap().clone();
+        let urls: BTreeSet<&str> = listed.iter().map(|w| w["url"].as_str().unwrap()).collect();
+        assert_eq!(
+            urls,
+            BTreeSet::from([redacted, "https://user@example.com/y"]),
+            "lists never show the password"
+        );
+    }
+    assert_eq!(
+        app.get(&format!("/v1/webhooks/{}", id_of(&plain)), &viewer)
+            .await
+            .ok(200)["url"],
+        "https://user@example.com/y",
+        "a URL without a password is shown as it is"
+    );
+
+    let project_admin = app.key("project_admin", Some(&project)).await;
+    for key in [&app.admin, &project_admin] {
+        assert_eq!(app.get(&path, key).await.ok(200)["url"], full);
+    }
+    let patched = app
+        .patch(&path, &project_admin, json!({"name": "renamed"}))
+        .await;
+    assert_eq!(patched.ok(200)["url"], full, "a PATCH keeps the password");
+}
+
+async fn attempts_do_not_show_the_url_password(app: TestApp) {
+    let project = app.project("acme").await;
+    // Nothing listens on port 9: the attempt fails at once, and is recorded.
+    let hook = app
+        .webhook(
+            &project,
+            "ops",
+            json!({"url": "http://user:pa55@127.0.0.1:9/hook"}),
+        )
+        .await;
+    let id = id_of(&hook);
+    let attempt = app
+        .post(&format!("/v1/webhooks/{id}/trigger"), &app.admin, json!({}))
+        .await;
+    let attempt = attempt.ok(200).clone();
+    assert_eq!(
+        attempt["request"]["url"],
+        "http://user:redacted@127.0.0.1:9/hook"
+    );
+    let viewer = app.key("project_viewer", Some(&project)).await;
+    let listed = app
+        .get(&format!("/v1/webhooks/{id}/attempts"), &viewer)
+        .await;
+    let listed = listed.ok(200);
+    assert_eq!(listed["data"][0]["id"], attempt["id"]);
+    assert_eq!(
+        listed["data"][0]["request"]["url"],
+        "http://user:redacted@127.0.0.1:9/hook"
+    );
+}
+
 #[tokio::test]
 async fn a_server_that_refuses_plain_http_accepts_only_https_targets() {
     let app = spawn_app_with(
@@ -1174,4 +1424,9 @@ on_both_stores!(
     rotating_the_secret_replaces_it,
     a_deleted_webhook_is_gone,
     ids_that_are_not_webhook_ids_are_not_found,
+    signing_headers_may_not_use_herald_s_reserved_prefix,
+    archiving_an_event_type_does_not_freeze_the_webhooks_that_name_it,
+    null_is_refused_for_webhook_fields_that_cannot_be_cleared,
+    url_passwords_are_shown_only_to_roles_that_may_see_secrets,
+    attempts_do_not_show_the_url_password,
 );
