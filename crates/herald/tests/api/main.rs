@@ -4,6 +4,7 @@ mod helpers;
 mod receiver;
 
 mod auth;
+mod crash;
 mod delivery;
 mod event_types;
 mod events;
