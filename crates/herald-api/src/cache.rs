@@ -40,18 +40,7 @@ impl<K: Eq + Hash + Clone, V: Clone> TtlCache<K, V> {
     where
         F: Future<Output = Result<V, E>>,
     {
-        if let Some((at, value)) = self.lock().get(key) {
-            if at.elapsed() < self.ttl {
-                return Ok(value.clone());
-            }
-        }
-        let value = load.await?;
-        let mut entries = self.lock();
-        if entries.len() >= self.capacity {
-            entries.clear();
-        }
-        entries.insert(key.clone(), (Instant::now(), value.clone()));
-        Ok(value)
+        self.get_fresh(key, |_| true, load).await
     }
 
     /// Like [`get_or_load`](Self::get_or_load), but a cached value that `fresh` rejects is
@@ -60,10 +49,11 @@ impl<K: Eq + Hash + Clone, V: Clone> TtlCache<K, V> {
     where
         F: Future<Output = Result<V, E>>,
     {
-        if let Some((at, value)) = self.lock().get(key) {
-            if at.elapsed() < self.ttl && fresh(value) {
-                return Ok(value.clone());
-            }
+        if let Some((at, value)) = self.lock().get(key)
+            && at.elapsed() < self.ttl
+            && fresh(value)
+        {
+            return Ok(value.clone());
         }
         let value = load.await?;
         let mut entries = self.lock();

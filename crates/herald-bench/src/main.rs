@@ -15,7 +15,7 @@
 //!   with a baseline run with no hanging webhooks.
 
 #![forbid(unsafe_code)]
-#![allow(clippy::print_stdout, clippy::unwrap_used)]
+#![allow(clippy::print_stdout, clippy::unwrap_used, clippy::too_many_arguments)]
 
 use std::collections::HashSet;
 use std::net::SocketAddr;
@@ -313,7 +313,7 @@ async fn main() -> anyhow::Result<()> {
             report("fanout", &sink, expected, publish_time, args.events, start, &herald, idle);
         }
         Scenario::Rate => {
-            setup(&client, &herald, &[hook.clone()], 30).await?;
+            setup(&client, &herald, std::slice::from_ref(&hook), 30).await?;
             let events = args.rate * args.seconds;
             let start = now_us();
             let publish_time = publish(&client, &herald, events, args.publishers, Some(args.rate)).await?;

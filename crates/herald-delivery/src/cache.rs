@@ -40,11 +40,10 @@ impl WebhookCache {
         server_policy: &RetryPolicy,
         id: &WebhookId,
     ) -> StoreResult<Option<Arc<WebhookEntry>>> {
-        if let Some((at, entry)) = self.lock().get(id) {
-            if at.elapsed() < self.ttl {
+        if let Some((at, entry)) = self.lock().get(id)
+            && at.elapsed() < self.ttl {
                 return Ok(Some(entry.clone()));
             }
-        }
         let webhook = match store.webhook(id).await {
             Ok(w) => w,
             Err(StoreError::NotFound { .. }) => {

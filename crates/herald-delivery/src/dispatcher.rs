@@ -93,11 +93,10 @@ impl Dispatcher {
     fn next(&self, webhook: &WebhookId) -> Option<Job> {
         let mut lanes = self.lanes();
         let lane = lanes.get_mut(webhook)?;
-        if !self.stopping.load(Ordering::Acquire) {
-            if let Some(job) = lane.queue.pop_front() {
+        if !self.stopping.load(Ordering::Acquire)
+            && let Some(job) = lane.queue.pop_front() {
                 return Some(job);
             }
-        }
         lane.running -= 1;
         if lane.running == 0 && lane.queue.is_empty() {
             lanes.remove(webhook);

@@ -396,11 +396,10 @@ impl Engine {
         let core = &self.core;
         core.shutdown.cancel();
         let queued = core.dispatcher.stop();
-        if !queued.is_empty() {
-            if let Err(e) = core.store.release(&queued).await {
+        if !queued.is_empty()
+            && let Err(e) = core.store.release(&queued).await {
                 tracing::warn!(error = %e, "could not give back queued leases; they will expire");
             }
-        }
         if tokio::time::timeout(core.config.shutdown_deadline, core.dispatcher.tracker.wait()).await.is_err() {
             tracing::warn!("sends still in flight at the shutdown deadline; their leases will expire");
         }

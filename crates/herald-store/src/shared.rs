@@ -960,10 +960,10 @@ impl Store for ThisStore {
 }
 
 /// Which of `ids` still exist in `table` (inside the transaction).
-async fn existing_ids<'a>(
+async fn existing_ids(
     tx: &mut sqlx::Transaction<'static, Db>,
     table: &'static str,
-    ids: Vec<&'a str>,
+    ids: Vec<&str>,
 ) -> StoreResult<HashSet<String>> {
     let mut found = HashSet::with_capacity(ids.len());
     for chunk in ids.chunks(500) {

@@ -1,6 +1,8 @@
 //! The store conformance suite: one story of everything the engine and the API ask of a store,
 //! run against SQLite always and PostgreSQL whenever it is reachable (required in CI).
 
+#![allow(clippy::unwrap_used, reason = "a missing value fails the test")]
+
 use std::collections::BTreeMap;
 use std::sync::Arc;
 

@@ -1,5 +1,7 @@
 //! End-to-end tests of the `/v1` API: the real server on loopback, real databases.
 
+#![allow(clippy::unwrap_used, reason = "a missing value fails the test")]
+
 mod helpers;
 mod receiver;
 
