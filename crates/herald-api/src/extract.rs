@@ -132,7 +132,7 @@ where
 
 /// For PATCH fields that cannot be cleared: absent is `None`, `null` is refused (422 naming the
 /// field) rather than taken for absent. Use with `#[serde(default, deserialize_with =
-/// "non_null")]`.
+/// "non_null")]` and `#[schema(nullable = false)]`, so the OpenAPI document agrees.
 pub fn non_null<'de, T, D>(d: D) -> Result<Option<T>, D::Error>
 where
     T: Deserialize<'de>,

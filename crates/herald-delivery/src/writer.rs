@@ -59,12 +59,22 @@ async fn commit(core: &Arc<Core>, ops: Vec<Op>) {
     if ops.is_empty() {
         return;
     }
+    // Split the ops into what the store writes and what is answered afterwards, without copying
+    // any payload.
     let mut publishes = Vec::new();
+    let mut after_publish = Vec::new();
     let mut records = Vec::new();
-    for op in &ops {
+    let mut after_record = Vec::new();
+    for op in ops {
         match op {
-            Op::Publish { publish, .. } => publishes.push(publish.clone()),
-            Op::Record { record, .. } => records.push(record.clone()),
+            Op::Publish { publish, jobs, reply } => {
+                publishes.push(publish);
+                after_publish.push((jobs, reply));
+            }
+            Op::Record { record, reply } => {
+                records.push(record);
+                after_record.push(reply);
+            }
             Op::Stop(_) => {}
         }
     }
@@ -72,38 +82,46 @@ async fn commit(core: &Arc<Core>, ops: Vec<Op>) {
     match core.store.commit(&publishes, &records, now).await {
         Ok(committed) => {
             let mut published = committed.published.into_iter();
-            for op in ops {
-                match op {
-                    Op::Publish { jobs, reply, .. } => {
-                        let outcome = published.next().unwrap_or(Published::Created);
-                        if outcome == Published::Created {
-                            core.dispatcher.submit(core, jobs);
-                        }
-                        let _ = reply.send(Ok(outcome));
-                    }
-                    Op::Record { record, reply } => {
-                        if record.webhook_change.is_some() {
-                            core.bump();
-                            core.cache.invalidate(&record.attempt.webhook_id);
-                        }
-                        if let Some(reply) = reply {
-                            let _ = reply.send(Ok(()));
-                        }
-                    }
-                    Op::Stop(_) => {}
+            for (jobs, reply) in after_publish {
+                let outcome = published.next().unwrap_or(Published::Created);
+                if outcome == Published::Created {
+                    core.dispatcher.submit(core, jobs);
+                }
+                let _ = reply.send(Ok(outcome));
+            }
+            for (record, reply) in records.iter().zip(after_record) {
+                if record.webhook_change.is_some() {
+                    core.bump();
+                    core.cache.invalidate(&record.attempt.webhook_id);
+                }
+                if let Some(reply) = reply {
+                    let _ = reply.send(Ok(()));
                 }
             }
             for webhook in committed.out_of_order {
                 core.went_out_of_order(webhook);
             }
         }
-        Err(e) if ops.len() > 1 => {
-            tracing::warn!(error = %e, ops = ops.len(), "group commit failed; committing one by one");
-            for op in ops {
+        Err(e) if publishes.len() + records.len() > 1 => {
+            tracing::warn!(error = %e, writes = publishes.len() + records.len(), "group commit failed; committing one by one");
+            let singles = publishes
+                .into_iter()
+                .zip(after_publish)
+                .map(|(publish, (jobs, reply))| Op::Publish { publish, jobs, reply })
+                .chain(records.into_iter().zip(after_record).map(|(record, reply)| Op::Record { record, reply }));
+            for op in singles.collect::<Vec<_>>() {
                 Box::pin(commit(core, vec![op])).await;
             }
         }
-        Err(e) => fail(ops, e),
+        Err(e) => {
+            let ops = publishes
+                .into_iter()
+                .zip(after_publish)
+                .map(|(publish, (jobs, reply))| Op::Publish { publish, jobs, reply })
+                .chain(records.into_iter().zip(after_record).map(|(record, reply)| Op::Record { record, reply }))
+                .collect();
+            fail(ops, e);
+        }
     }
 }
 

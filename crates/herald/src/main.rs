@@ -9,6 +9,11 @@
 mod verify_cmd;
 
 use clap::{Parser, Subcommand};
+
+/// mimalloc: the server allocates many short-lived buffers per request, and glibc's allocator
+/// showed up at about a tenth of the profile (BENCHMARKS.md).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use herald::app::{App, shutdown_on_signals};
 use herald::config::{Config, ServeArgs};
 

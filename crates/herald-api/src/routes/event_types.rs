@@ -66,6 +66,7 @@ pub struct UpdateEventType {
     #[schema(value_type = Option<Object>)]
     schema: Option<Option<Value>>,
     #[serde(default, deserialize_with = "non_null")]
+    #[schema(nullable = false)]
     archived: Option<bool>,
 }
 
@@ -102,10 +103,10 @@ pub async fn create(
         updated_at: now,
     };
     state.store.create_event_type(&event_type).await?;
-    state
-        .lookups
-        .event_types
-        .remove(&(event_type.project_id.clone(), event_type.name.as_str().to_owned()));
+    state.lookups.event_types.remove(&(
+        event_type.project_id.clone(),
+        event_type.name.as_str().to_owned(),
+    ));
     Ok((StatusCode::CREATED, Json(event_type.into())))
 }
 
@@ -191,9 +192,9 @@ pub async fn update(
     }
     event_type.updated_at = time::now();
     state.store.update_event_type(&event_type).await?;
-    state
-        .lookups
-        .event_types
-        .remove(&(event_type.project_id.clone(), event_type.name.as_str().to_owned()));
+    state.lookups.event_types.remove(&(
+        event_type.project_id.clone(),
+        event_type.name.as_str().to_owned(),
+    ));
     Ok(Json(event_type.into()))
 }

@@ -60,6 +60,7 @@ pub struct CreateProject {
 #[serde(deny_unknown_fields)]
 pub struct UpdateProject {
     #[serde(default, deserialize_with = "non_null")]
+    #[schema(nullable = false)]
     name: Option<String>,
     #[serde(default, deserialize_with = "present")]
     #[schema(value_type = Option<RetryPolicy>)]
@@ -68,6 +69,7 @@ pub struct UpdateProject {
     #[schema(value_type = Option<u32>)]
     retention_days: Option<Option<u32>>,
     #[serde(default, deserialize_with = "non_null")]
+    #[schema(nullable = false)]
     require_validation: Option<bool>,
 }
 

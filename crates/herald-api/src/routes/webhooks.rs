@@ -143,13 +143,16 @@ pub struct CreateWebhook {
 #[serde(deny_unknown_fields)]
 pub struct UpdateWebhook {
     #[serde(default, deserialize_with = "non_null")]
+    #[schema(nullable = false)]
     name: Option<String>,
     #[serde(default, deserialize_with = "present")]
     #[schema(value_type = Option<String>)]
     description: Option<Option<String>>,
     #[serde(default, deserialize_with = "non_null")]
+    #[schema(nullable = false)]
     url: Option<String>,
     #[serde(default, deserialize_with = "non_null")]
+    #[schema(nullable = false)]
     method: Option<HttpMethod>,
     /// Exact names added here must be event types of the project that are not archived; names
     /// the webhook already has are kept even if their type has been archived since.
@@ -157,19 +160,25 @@ pub struct UpdateWebhook {
     #[schema(value_type = Option<Vec<String>>)]
     events: Option<Option<Vec<String>>>,
     #[serde(default, deserialize_with = "non_null")]
+    #[schema(nullable = false)]
     headers: Option<BTreeMap<String, String>>,
     #[serde(default, deserialize_with = "present")]
     #[schema(value_type = Option<Object>)]
     custom_data: Option<Option<Value>>,
     #[serde(default, deserialize_with = "non_null")]
+    #[schema(nullable = false)]
     preset: Option<String>,
     #[serde(default, deserialize_with = "non_null")]
+    #[schema(nullable = false)]
     format: Option<String>,
     #[serde(default, deserialize_with = "non_null")]
+    #[schema(nullable = false)]
     template: Option<Value>,
     #[serde(default, deserialize_with = "non_null")]
+    #[schema(nullable = false)]
     signing: Option<SigningScheme>,
     #[serde(default, deserialize_with = "non_null")]
+    #[schema(nullable = false)]
     timeout_seconds: Option<u64>,
     #[serde(default, deserialize_with = "present")]
     #[schema(value_type = Option<RetryPolicy>)]
