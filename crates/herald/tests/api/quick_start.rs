@@ -1,11 +1,13 @@
 //! The README's quick start, as a user would do it: project, event type, webhook, a key of each
-//! role, publish, and see the delivery recorded.
+//! role, publish, and see the delivery recorded and then delivered.
 
 use serde_json::json;
 
 use crate::helpers::{TestApp, on_both_stores};
+use crate::receiver::Receiver;
 
 async fn a_new_user_publishes_an_event_and_sees_its_delivery(app: TestApp) {
+    let receiver = Receiver::start().await;
     let admin = app.admin.clone();
     app.post("/v1/projects", &admin, json!({"name": "acme"}))
         .await
@@ -22,7 +24,7 @@ async fn a_new_user_publishes_an_event_and_sees_its_delivery(app: TestApp) {
         .post(
             "/v1/webhooks",
             &admin,
-            json!({"project": "acme", "name": "ops", "url": "http://127.0.0.1:9/hook", "events": ["environment.*"]}),
+            json!({"project": "acme", "name": "ops", "url": receiver.url, "events": ["environment.*"]}),
         )
         .await;
     let hook = hook.ok(201);
@@ -48,17 +50,24 @@ async fn a_new_user_publishes_an_event_and_sees_its_delivery(app: TestApp) {
     let event_id = event["id"].as_str().unwrap();
     assert!(event_id.starts_with("evt_"));
 
-    let deliveries = app
-        .get(
-            &format!("/v1/projects/acme/events/{event_id}/deliveries"),
-            &keys[1],
-        )
-        .await;
-    let deliveries = deliveries.ok(200)["data"].as_array().unwrap().clone();
-    assert_eq!(deliveries.len(), 1);
-    assert_eq!(deliveries[0]["webhook_id"], hook["id"]);
-    assert_eq!(deliveries[0]["status"], "pending");
-    assert_eq!(deliveries[0]["attempts"], 0);
+    let arrived = receiver.wait_for(1, std::time::Duration::from_secs(10)).await;
+    assert_eq!(arrived[0].json()["data"], json!({"environmentId": "env-1"}));
+    let path = format!("/v1/projects/acme/events/{event_id}/deliveries");
+    let mut delivery = json!(null);
+    for _ in 0..100 {
+        let listed = app.get(&path, &keys[1]).await;
+        let data = listed.ok(200)["data"].as_array().unwrap().clone();
+        assert_eq!(data.len(), 1, "one delivery, for the one matching webhook");
+        delivery = data[0].clone();
+        if delivery["status"] == "succeeded" {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert_eq!(delivery["webhook_id"], hook["id"]);
+    assert_eq!(delivery["status"], "succeeded");
+    assert_eq!(delivery["attempts"], 1);
+    assert_eq!(arrived[0].header("webhook-id"), delivery["id"].as_str());
 
     let events = app.get("/v1/projects/acme/events", &keys[0]).await;
     assert_eq!(
