@@ -72,6 +72,9 @@ struct Args {
     /// Give up waiting for deliveries after this many seconds.
     #[arg(long, default_value_t = 120)]
     timeout: u64,
+    /// Runs of the scenario, each on a fresh Herald; the summary gives the median of each figure.
+    #[arg(long, default_value_t = 1)]
+    runs: usize,
 }
 
 fn now_us() -> u64 {
@@ -268,7 +271,7 @@ fn percentile(sorted: &[u64], p: f64) -> f64 {
     sorted[i] as f64 / 1000.0
 }
 
-fn report(name: &str, sink: &Sink, expected: u64, publish_time: Duration, events: u64, start_us: u64, herald: &Herald, idle: f64) {
+fn report(name: &str, sink: &Sink, expected: u64, publish_time: Duration, events: u64, start_us: u64, herald: &Herald, idle: f64) -> Value {
     let mut lat = sink.latencies_us.lock().unwrap().clone();
     lat.sort_unstable();
     let unique = sink.delivery_ids.lock().unwrap().len() as u64;
@@ -287,20 +290,54 @@ fn report(name: &str, sink: &Sink, expected: u64, publish_time: Duration, events
         "latency_ms": {"p50": percentile(&lat, 0.5), "p90": percentile(&lat, 0.9), "p99": percentile(&lat, 0.99), "max": percentile(&lat, 1.0)},
         "rss_mib": {"idle": (idle * 10.0).round() / 10.0, "now": (rss * 10.0).round() / 10.0, "peak": (peak * 10.0).round() / 10.0},
     });
-    println!("{}", serde_json::to_string_pretty(&result).unwrap());
+    println!("{}", serde_json::to_string(&result).unwrap());
+    result
+}
+
+/// The median of each numeric figure across runs (same shape as one run's result).
+fn median(runs: &[Value]) -> Value {
+    fn at(values: &[&Value]) -> Value {
+        match values.first() {
+            Some(Value::Object(first)) => Value::Object(
+                first
+                    .keys()
+                    .map(|k| (k.clone(), at(&values.iter().map(|v| &v[k]).collect::<Vec<_>>())))
+                    .collect(),
+            ),
+            Some(Value::Number(_)) => {
+                let mut xs: Vec<f64> = values.iter().filter_map(|v| v.as_f64()).collect();
+                xs.sort_by(f64::total_cmp);
+                json!(xs[xs.len() / 2])
+            }
+            Some(other) => (*other).clone(),
+            None => Value::Null,
+        }
+    }
+    at(&runs.iter().collect::<Vec<_>>())
 }
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
+    let mut results = Vec::new();
+    for _ in 0..args.runs.max(1) {
+        results.push(run(&args).await?);
+    }
+    if results.len() > 1 {
+        println!("median of {} runs: {}", results.len(), serde_json::to_string(&median(&results))?);
+    }
+    Ok(())
+}
+
+async fn run(args: &Args) -> anyhow::Result<Value> {
     let client = reqwest::Client::builder().pool_max_idle_per_host(1024).build()?;
     let (sink_addr, sink) = start_sink().await?;
     let hook = format!("http://{sink_addr}/hook");
-    let mut herald = start_herald(&args, &client).await?;
+    let mut herald = start_herald(args, &client).await?;
     tokio::time::sleep(Duration::from_millis(500)).await;
     let idle = herald.rss_mib().0;
     let timeout = Duration::from_secs(args.timeout);
-    match args.scenario {
+    let result = match args.scenario {
         Scenario::Fanout => {
             let urls = vec![hook.clone(); args.fanout as usize];
             setup(&client, &herald, &urls, 30).await?;
@@ -310,15 +347,16 @@ async fn main() -> anyhow::Result<()> {
             if !wait_for(&sink, expected, timeout).await {
                 println!("timed out waiting for deliveries");
             }
-            report("fanout", &sink, expected, publish_time, args.events, start, &herald, idle);
+            report("fanout", &sink, expected, publish_time, args.events, start, &herald, idle)
         }
         Scenario::Rate => {
-            setup(&client, &herald, std::slice::from_ref(&hook), 30).await?;
+            // The same healthy webhooks as `hanging`, without the hanging ones: its baseline.
+            setup(&client, &herald, &vec![hook.clone(); args.fanout as usize], 10).await?;
             let events = args.rate * args.seconds;
             let start = now_us();
             let publish_time = publish(&client, &herald, events, args.publishers, Some(args.rate)).await?;
-            wait_for(&sink, events, timeout).await;
-            report("rate", &sink, events, publish_time, events, start, &herald, idle);
+            wait_for(&sink, events * args.fanout, timeout).await;
+            report("rate", &sink, events * args.fanout, publish_time, events, start, &herald, idle)
         }
         Scenario::Backlog => {
             // A port nothing listens on: every attempt fails fast and is retried later.
@@ -340,7 +378,7 @@ async fn main() -> anyhow::Result<()> {
             }
             let publish_time = begun.elapsed();
             wait_for(&sink, healthy, timeout).await;
-            report("backlog (healthy webhook while 1 webhook has a backlog)", &sink, healthy, publish_time, healthy, start, &herald, idle);
+            report("backlog (healthy webhook while 1 webhook has a backlog)", &sink, healthy, publish_time, healthy, start, &herald, idle)
         }
         Scenario::Hanging => {
             let hang = format!("http://{sink_addr}/hang");
@@ -351,9 +389,10 @@ async fn main() -> anyhow::Result<()> {
             let start = now_us();
             let publish_time = publish(&client, &herald, events, args.publishers, Some(args.rate)).await?;
             wait_for(&sink, events * args.fanout, timeout).await;
-            report("hanging (healthy half)", &sink, events * args.fanout, publish_time, events, start, &herald, idle);
+            report("hanging (healthy half)", &sink, events * args.fanout, publish_time, events, start, &herald, idle)
         }
-    }
+    };
     let _ = herald.child.start_kill();
-    Ok(())
+    let _ = herald.child.wait().await;
+    Ok(result)
 }
