@@ -1,6 +1,8 @@
 //! Event types: named kinds of event (`environment.suspended`, `Webhook Validate`), each with a
 //! description and optionally a JSON Schema that every published event's `data` must satisfy.
 
+use std::sync::Arc;
+
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -59,9 +61,13 @@ impl From<EventTypeName> for String {
     }
 }
 
-/// A JSON Schema that has been checked to compile.
-#[derive(Clone, Debug, PartialEq)]
-pub struct EventSchema(Value);
+/// A JSON Schema that has been checked to compile, kept compiled: checking an event's data
+/// against it costs no compilation.
+#[derive(Clone)]
+pub struct EventSchema {
+    value: Value,
+    validator: Arc<jsonschema::Validator>,
+}
 
 impl EventSchema {
     pub fn parse(schema: Value) -> Result<Self, InvalidField> {
@@ -71,20 +77,18 @@ impl EventSchema {
                 "must be a JSON Schema (an object or a boolean)",
             ));
         }
-        jsonschema::validator_for(&schema)
+        let validator = jsonschema::validator_for(&schema)
             .map_err(|e| InvalidField::new("schema", format!("is not a valid JSON Schema: {e}")))?;
-        Ok(Self(schema))
+        Ok(Self { value: schema, validator: Arc::new(validator) })
     }
 
     pub fn as_value(&self) -> &Value {
-        &self.0
+        &self.value
     }
 
     /// Checks an event's data against this schema; the error names the path inside `data`.
     pub fn check(&self, data: &Value) -> Result<(), InvalidField> {
-        let validator = jsonschema::validator_for(&self.0)
-            .map_err(|e| InvalidField::new("schema", e.to_string()))?;
-        match validator.iter_errors(data).next() {
+        match self.validator.iter_errors(data).next() {
             None => Ok(()),
             Some(error) => {
                 let pointer = error.instance_path().to_string();
@@ -99,6 +103,18 @@ impl EventSchema {
                 ))
             }
         }
+    }
+}
+
+impl PartialEq for EventSchema {
+    fn eq(&self, other: &Self) -> bool {
+        self.value == other.value
+    }
+}
+
+impl std::fmt::Debug for EventSchema {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_tuple("EventSchema").field(&self.value).finish()
     }
 }
 
