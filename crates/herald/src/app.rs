@@ -11,7 +11,7 @@ use anyhow::Context;
 use herald_api::{ApiSettings, ApiState};
 use herald_core::api_key::ApiKey;
 use herald_core::auth::Role;
-use herald_core::secret::ApiKeyToken;
+use herald_core::secret::{ApiKeyToken, SigningSecret};
 use herald_core::time;
 use herald_delivery::{Engine, EngineConfig};
 use herald_store::Store;
@@ -50,7 +50,16 @@ impl App {
             .await
             .with_context(|| format!("listening on {}", config.listen))?;
         let address = listener.local_addr()?;
-        let engine = Engine::start(store.clone(), engine_config(config, address)?)
+        // CloudShare's account-level secret: made on the first start, the same ever after.
+        let account_secret = store
+            .account_secret(&SigningSecret::generate())
+            .await
+            .context("reading the account-level signing secret")?;
+        let engine_config = EngineConfig {
+            account_secret: Some(account_secret),
+            ..engine_config(config, address)?
+        };
+        let engine = Engine::start(store.clone(), engine_config)
             .await
             .context("starting the delivery engine")?;
         let state = ApiState {
@@ -60,6 +69,7 @@ impl App {
             settings: Arc::new(ApiSettings {
                 allow_http: config.allow_http,
                 max_body_bytes: config.max_body_bytes,
+                rotation_grace: config.rotation_grace()?,
             }),
         };
         tracing::info!(%address, store = store.backend(), node = engine.node_id(), "Herald is ready");
@@ -157,28 +167,35 @@ async fn bootstrap_admin_key(
     Ok(Some(FirstAdminKey { token, generated }))
 }
 
-/// A token cancelled by SIGINT or SIGTERM.
+/// A token cancelled by SIGINT or SIGTERM. The handlers are installed before this returns, so a
+/// signal that arrives at any later moment stops Herald cleanly.
 pub fn shutdown_on_signals() -> CancellationToken {
     let token = CancellationToken::new();
     let trigger = token.clone();
-    tokio::spawn(async move {
-        let ctrl_c = tokio::signal::ctrl_c();
-        #[cfg(unix)]
-        let term = async {
-            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-                Ok(mut s) => {
-                    s.recv().await;
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let streams = (signal(SignalKind::interrupt()), signal(SignalKind::terminate()));
+        tokio::spawn(async move {
+            match streams {
+                (Ok(mut interrupt), Ok(mut terminate)) => {
+                    tokio::select! {
+                        _ = interrupt.recv() => {}
+                        _ = terminate.recv() => {}
+                    }
                 }
-                Err(_) => std::future::pending::<()>().await,
+                _ => {
+                    tracing::warn!("could not install signal handlers; falling back to Ctrl-C only");
+                    let _ = tokio::signal::ctrl_c().await;
+                }
             }
-        };
-        #[cfg(not(unix))]
-        let term = std::future::pending::<()>();
-        tokio::select! {
-            _ = ctrl_c => {}
-            _ = term => {}
-        }
-        tracing::info!("shutdown requested");
+            tracing::info!("shutdown requested");
+            trigger.cancel();
+        });
+    }
+    #[cfg(not(unix))]
+    tokio::spawn(async move {
+        let _ = tokio::signal::ctrl_c().await;
         trigger.cancel();
     });
     token

@@ -65,6 +65,8 @@ async fn main() -> anyhow::Result<()> {
 async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let config = Config::load(&args)?;
     herald::telemetry::init(&config.log);
+    // Listen for signals before anything else, so a SIGTERM during start-up stops us cleanly.
+    let shutdown = shutdown_on_signals();
     tracing::debug!(?config, "configuration");
     let app = App::build(&config).await?;
     if let Some(first) = app.first_admin_key().filter(|k| k.generated) {
@@ -74,7 +76,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         ));
     }
     write_stdout(&format!("Herald listening on http://{}", app.local_addr()));
-    app.run(shutdown_on_signals()).await
+    app.run(shutdown).await
 }
 
 /// The CLI's own output (not logs): what a user asked to see.

@@ -13,4 +13,5 @@ mod events;
 mod openapi;
 mod projects;
 mod quick_start;
+mod startup;
 mod webhooks;
