@@ -47,6 +47,8 @@ pub struct ApiSettings {
     pub allow_http: bool,
     /// Largest request body accepted, in bytes.
     pub max_body_bytes: usize,
+    /// How long a rotated-out signing secret stays in use when the rotation does not say.
+    pub rotation_grace: herald_core::webhook::RotationGrace,
 }
 
 impl Default for ApiSettings {
@@ -54,6 +56,7 @@ impl Default for ApiSettings {
         Self {
             allow_http: false,
             max_body_bytes: 1024 * 1024,
+            rotation_grace: Default::default(),
         }
     }
 }
@@ -84,7 +87,7 @@ impl utoipa::Modify for BearerAuth {
 
 /// Every route with its OpenAPI description.
 fn api_routes() -> OpenApiRouter<ApiState> {
-    use routes::{api_keys, deliveries, event_types, events, meta, projects, webhooks};
+    use routes::{account, api_keys, deliveries, event_types, events, meta, projects, webhooks};
     OpenApiRouter::with_openapi(ApiDoc::openapi())
         .routes(routes!(meta::health))
         .routes(routes!(meta::openapi_json))
@@ -111,6 +114,7 @@ fn api_routes() -> OpenApiRouter<ApiState> {
         .routes(routes!(deliveries::attempt))
         .routes(routes!(api_keys::create, api_keys::list))
         .routes(routes!(api_keys::revoke))
+        .routes(routes!(account::secret))
         .routes(routes!(events::publish, events::list))
         .routes(routes!(events::get))
         .routes(routes!(events::deliveries))

@@ -129,10 +129,17 @@ struct Herald {
     pid: u32,
     base: String,
     key: String,
-    _dir: tempfile::TempDir,
+    dir: tempfile::TempDir,
 }
 
 impl Herald {
+    /// Bytes the SQLite data directory takes on disk (database, WAL and shared memory files).
+    fn bytes_on_disk(&self) -> u64 {
+        std::fs::read_dir(self.dir.path())
+            .map(|entries| entries.flatten().filter_map(|e| e.metadata().ok()).map(|m| m.len()).sum())
+            .unwrap_or(0)
+    }
+
     /// Resident set size now and at its peak, in MiB, from /proc.
     fn rss_mib(&self) -> (f64, f64) {
         let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid)).unwrap_or_default();
@@ -185,7 +192,7 @@ async fn start_herald(args: &Args, client: &reqwest::Client) -> anyhow::Result<H
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    Ok(Herald { child, pid, base, key, _dir: dir })
+    Ok(Herald { child, pid, base, key, dir })
 }
 
 async fn post(client: &reqwest::Client, herald: &Herald, path: &str, body: Value) -> anyhow::Result<Value> {
@@ -289,6 +296,7 @@ fn report(name: &str, sink: &Sink, expected: u64, publish_time: Duration, events
         "deliveries_per_s": (unique as f64 / elapsed_s.max(1e-9)).round(),
         "latency_ms": {"p50": percentile(&lat, 0.5), "p90": percentile(&lat, 0.9), "p99": percentile(&lat, 0.99), "max": percentile(&lat, 1.0)},
         "rss_mib": {"idle": (idle * 10.0).round() / 10.0, "now": (rss * 10.0).round() / 10.0, "peak": (peak * 10.0).round() / 10.0},
+        "sqlite_bytes_per_delivery": (herald.bytes_on_disk() as f64 / expected.max(1) as f64).round(),
     });
     println!("{}", serde_json::to_string(&result).unwrap());
     result

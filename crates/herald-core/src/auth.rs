@@ -79,6 +79,8 @@ pub enum Action {
     Publish,
     ReadEvents,
     ManageApiKeys,
+    /// Read the installation's account-level signing secret (CloudShare's model): admins only.
+    ReadAccountSecret,
 }
 
 /// Who a request acts as: the API key it presented.
@@ -119,6 +121,10 @@ mod tests {
         }
         assert!(!Role::ProjectAdmin.may(Action::ManageApiKeys));
         assert!(!Role::ProjectAdmin.may(Action::ManageProjects));
+        for role in [Role::ProjectAdmin, Role::ProjectViewer, Role::Publisher] {
+            assert!(!role.may(Action::ReadAccountSecret), "{role:?}");
+        }
+        assert!(Role::Admin.may(Action::ReadAccountSecret));
     }
 
     #[test]

@@ -325,6 +325,7 @@ mod tests {
             status: WebhookStatus::Active,
             status_reason: None,
             secret: SigningSecret::generate(),
+            previous_secret: None,
             created_at: from_millis(0),
             updated_at: from_millis(0),
         }

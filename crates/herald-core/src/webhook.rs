@@ -355,8 +355,79 @@ pub struct Webhook {
     /// Why the status last changed, and by whom (`disabled by key_…`, `410 Gone from target`).
     pub status_reason: Option<String>,
     pub secret: SigningSecret,
+    /// The secret this one replaced, and when it stops being used: until then deliveries are
+    /// signed with both (Standard Webhooks) or still with the old one (single-signature schemes).
+    pub previous_secret: Option<(SigningSecret, Timestamp)>,
     pub created_at: Timestamp,
     pub updated_at: Timestamp,
+}
+
+/// How long a replaced secret stays in use after a rotation: 0 (switch at once) to 30 days.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RotationGrace(Duration);
+
+impl RotationGrace {
+    pub const DEFAULT_SECONDS: u64 = 24 * 3600;
+    pub const MAX_SECONDS: u64 = 30 * 24 * 3600;
+
+    pub fn from_seconds(seconds: u64) -> Result<Self, InvalidField> {
+        if seconds > Self::MAX_SECONDS {
+            return Err(InvalidField::new(
+                "grace_seconds",
+                format!(
+                    "must be between 0 (switch at once) and {} seconds (30 days)",
+                    Self::MAX_SECONDS
+                ),
+            ));
+        }
+        Ok(Self(Duration::from_secs(seconds)))
+    }
+
+    pub fn duration(self) -> Duration {
+        self.0
+    }
+}
+
+impl Default for RotationGrace {
+    fn default() -> Self {
+        Self(Duration::from_secs(Self::DEFAULT_SECONDS))
+    }
+}
+
+impl Webhook {
+    /// Replaces the signing secret with `new`. The old one stays in use for `grace` from `now`
+    /// (no grace: it is dropped at once). Only one previous secret is kept: rotating again
+    /// within a grace period ends the older secret's grace there and then.
+    pub fn rotate_secret(&mut self, new: SigningSecret, now: Timestamp, grace: RotationGrace) {
+        let old = std::mem::replace(&mut self.secret, new);
+        let grace_ms = i64::try_from(grace.duration().as_millis()).unwrap_or(i64::MAX / 2);
+        self.previous_secret = (grace_ms > 0).then(|| {
+            (
+                old,
+                crate::time::from_millis(now.timestamp_millis().saturating_add(grace_ms)),
+            )
+        });
+    }
+
+    /// When the previous secret stops being used, if it is still in use at `now`.
+    pub fn previous_secret_expires_at(&self, now: Timestamp) -> Option<Timestamp> {
+        self.previous_secret
+            .as_ref()
+            .map(|(_, until)| *until)
+            .filter(|until| now < *until)
+    }
+
+    /// The secrets to sign with at `now`, as [`crate::signing::SigningKeys::webhook`] takes
+    /// them: the current one, then the previous one while its grace period lasts.
+    pub fn signing_secrets(&self, now: Timestamp) -> Vec<SigningSecret> {
+        let mut secrets = vec![self.secret.clone()];
+        if let Some((old, until)) = &self.previous_secret
+            && now < *until
+        {
+            secrets.push(old.clone());
+        }
+        secrets
+    }
 }
 
 #[cfg(test)]
@@ -403,6 +474,78 @@ mod tests {
         assert!(CustomHeaders::parse(one("X-A", "line\nbreak"), &shape).is_err());
         let connect = Shape::resolve(Some(crate::shape::Preset::Connect), None, None);
         assert!(CustomHeaders::parse(one("Authorization", "x"), &connect).is_err());
+    }
+
+    fn a_webhook() -> Webhook {
+        let now = crate::time::from_millis(1_700_000_000_000);
+        Webhook {
+            id: WebhookId::new(),
+            project_id: ProjectId::new(),
+            name: "w".into(),
+            description: None,
+            url: TargetUrl::parse("https://example.com/hook", false).unwrap(),
+            method: HttpMethod::Post,
+            filter: EventFilter::All,
+            headers: CustomHeaders::default(),
+            custom_data: CustomData::default(),
+            shape: Shape::default(),
+            timeout: Timeout::default(),
+            retry_policy: None,
+            status: WebhookStatus::Active,
+            status_reason: None,
+            secret: SigningSecret::from_stored("old".into()),
+            previous_secret: None,
+            created_at: now,
+            updated_at: now,
+        }
+    }
+
+    #[test]
+    fn a_rotated_secret_keeps_the_old_one_through_its_grace_period() {
+        let at = |s: i64| crate::time::from_millis(1_700_000_000_000 + s * 1000);
+        let mut w = a_webhook();
+        assert_eq!(w.signing_secrets(at(0)).len(), 1);
+        w.rotate_secret(
+            SigningSecret::from_stored("new".into()),
+            at(0),
+            RotationGrace::from_seconds(60).unwrap(),
+        );
+        let exposed = |w: &Webhook, t| -> Vec<String> {
+            w.signing_secrets(t)
+                .iter()
+                .map(|s| s.expose().to_owned())
+                .collect()
+        };
+        assert_eq!(
+            exposed(&w, at(59)),
+            ["new", "old"],
+            "current first, then the old"
+        );
+        assert_eq!(w.previous_secret_expires_at(at(59)), Some(at(60)));
+        assert_eq!(exposed(&w, at(60)), ["new"], "dropped when the grace ends");
+        assert_eq!(w.previous_secret_expires_at(at(60)), None);
+
+        // Rotating again keeps only the secret just replaced.
+        w.rotate_secret(
+            SigningSecret::from_stored("newer".into()),
+            at(10),
+            RotationGrace::default(),
+        );
+        assert_eq!(exposed(&w, at(11)), ["newer", "new"]);
+        // No grace: the old secret is gone at once.
+        w.rotate_secret(
+            SigningSecret::from_stored("newest".into()),
+            at(12),
+            RotationGrace::from_seconds(0).unwrap(),
+        );
+        assert_eq!(w.previous_secret, None);
+        assert_eq!(exposed(&w, at(12)), ["newest"]);
+        assert_eq!(
+            RotationGrace::from_seconds(RotationGrace::MAX_SECONDS + 1)
+                .unwrap_err()
+                .field,
+            "grace_seconds"
+        );
     }
 
     #[test]

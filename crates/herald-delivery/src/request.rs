@@ -67,9 +67,11 @@ pub fn prepare(webhook: &Webhook, event: &Event, t: Try<'_>) -> Result<Prepared,
             None
         }
     };
-    let secrets = std::slice::from_ref(&webhook.secret);
+    // The current secret, then the one a rotation replaced while its grace period lasts (once
+    // it has passed, the old secret is dropped here, whatever the row still holds).
+    let secrets = webhook.signing_secrets(t.now);
     let keys = SigningKeys {
-        webhook: secrets,
+        webhook: &secrets,
         account: t.account_secret,
     };
     let signature = sign(
@@ -108,4 +110,105 @@ fn secret_headers(scheme: &SigningScheme) -> Vec<String> {
         SigningScheme::JwtHs256 | SigningScheme::None => {}
     }
     names
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, reason = "a missing value fails the test")]
+
+    use herald_core::event::EventId;
+    use herald_core::event_type::EventTypeName;
+    use herald_core::filter::EventFilter;
+    use herald_core::id::{ProjectId, WebhookId};
+    use herald_core::shape::{Preset, Shape};
+    use herald_core::time::from_millis;
+    use herald_core::webhook::{
+        CustomData, CustomHeaders, RotationGrace, TargetUrl, Timeout, WebhookStatus,
+    };
+    use serde_json::json;
+
+    use super::*;
+
+    const T0: i64 = 1_700_000_000_000;
+
+    fn rotated(preset: Preset) -> (Webhook, Event) {
+        let project = ProjectId::new();
+        let mut webhook = Webhook {
+            id: WebhookId::new(),
+            project_id: project.clone(),
+            name: "w".into(),
+            description: None,
+            url: TargetUrl::parse("https://example.com/hook", false).unwrap(),
+            method: HttpMethod::Post,
+            filter: EventFilter::All,
+            headers: CustomHeaders::default(),
+            custom_data: CustomData::default(),
+            shape: Shape::resolve(Some(preset), None, None),
+            timeout: Timeout::default(),
+            retry_policy: None,
+            status: WebhookStatus::Active,
+            status_reason: None,
+            secret: SigningSecret::from_stored("old-secret".into()),
+            previous_secret: None,
+            created_at: from_millis(T0),
+            updated_at: from_millis(T0),
+        };
+        webhook.rotate_secret(
+            SigningSecret::from_stored("new-secret".into()),
+            from_millis(T0),
+            RotationGrace::from_seconds(60).unwrap(),
+        );
+        let event = Event {
+            id: EventId::generate(),
+            project_id: project,
+            event_type: EventTypeName::parse("thing.happened").unwrap(),
+            occurred_at: from_millis(T0),
+            data: json!({"n": 1}),
+            actor: None,
+            created_at: from_millis(T0),
+        };
+        (webhook, event)
+    }
+
+    fn header(webhook: &Webhook, event: &Event, at_ms: i64, name: &str) -> String {
+        let id = DeliveryId::new();
+        let prepared = prepare(
+            webhook,
+            event,
+            Try {
+                delivery_id: &id,
+                attempt: 1,
+                now: from_millis(at_ms),
+                last_success_at: None,
+                last_failure_at: None,
+                api_url: "http://127.0.0.1/v1/",
+                account_secret: None,
+            },
+        )
+        .unwrap();
+        prepared
+            .headers
+            .into_iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v)
+            .unwrap()
+    }
+
+    #[test]
+    fn standard_webhooks_signs_with_both_secrets_until_the_grace_period_ends() {
+        let (webhook, event) = rotated(Preset::Standard);
+        let during = header(&webhook, &event, T0 + 59_999, "webhook-signature");
+        assert_eq!(during.split(' ').count(), 2, "{during}");
+        let after = header(&webhook, &event, T0 + 60_000, "webhook-signature");
+        assert_eq!(after.split(' ').count(), 1, "{after}");
+    }
+
+    #[test]
+    fn single_signature_schemes_switch_when_the_grace_period_ends() {
+        let (webhook, event) = rotated(Preset::EventData);
+        let during = header(&webhook, &event, T0 + 59_999, "X-Webhook-Secret");
+        assert_eq!(during, "old-secret");
+        let after = header(&webhook, &event, T0 + 60_000, "X-Webhook-Secret");
+        assert_eq!(after, "new-secret");
+    }
 }

@@ -27,6 +27,7 @@ use herald_core::event_type::{EventType, EventTypeName};
 use herald_core::id::{ApiKeyId, ProjectId, WebhookId};
 use herald_core::page::{Page, PageRequest};
 use herald_core::project::{Project, ProjectName};
+use herald_core::secret::SigningSecret;
 use herald_core::attempt::Attempt;
 use herald_core::delivery::DeliveryStatus;
 use herald_core::id::{AttemptId, DeliveryId};
@@ -265,6 +266,11 @@ pub trait Store: Send + Sync + fmt::Debug {
     async fn delete_webhook(&self, id: &WebhookId) -> StoreResult<()>;
     /// The project's active webhooks, to match a published event against.
     async fn active_webhooks(&self, project: &ProjectId) -> StoreResult<Vec<Webhook>>;
+
+    /// The installation's account-level signing secret (CloudShare's model). The first call on
+    /// a new database stores `candidate`; every later call, on any node, returns what was stored
+    /// first, so the secret is made once and never changes.
+    async fn account_secret(&self, candidate: &SigningSecret) -> StoreResult<SigningSecret>;
 
     async fn create_api_key(&self, key: &ApiKey) -> StoreResult<()>;
     /// The unrevoked key whose token hashes to `token_hash`.

@@ -248,8 +248,8 @@ impl TryFrom<EventTypeRow> for EventType {
 macro_rules! webhook_columns {
     () => {
         "id, project_id, name, description, url, method, filter, headers, custom_data, preset, \
-         format, scheme, timeout_ms, retry_policy, status, status_reason, secret, created_at, \
-         updated_at"
+         format, scheme, timeout_ms, retry_policy, status, status_reason, secret, \
+         previous_secret, previous_secret_expires_at, created_at, updated_at"
     };
 }
 pub(crate) use webhook_columns;
@@ -273,6 +273,8 @@ pub(crate) struct WebhookRow {
     status: String,
     status_reason: Option<String>,
     secret: String,
+    previous_secret: Option<String>,
+    previous_secret_expires_at: Option<i64>,
     created_at: i64,
     updated_at: i64,
 }
@@ -310,6 +312,13 @@ impl TryFrom<WebhookRow> for Webhook {
             status: known("webhook status", &r.status, WebhookStatus::parse)?,
             status_reason: r.status_reason,
             secret: SigningSecret::from_stored(r.secret),
+            // Written together; a half-written pair (never made by Herald) means no grace.
+            previous_secret: match (r.previous_secret, r.previous_secret_expires_at) {
+                (Some(old), Some(until)) => {
+                    Some((SigningSecret::from_stored(old), from_millis(until)))
+                }
+                _ => None,
+            },
             created_at: from_millis(r.created_at),
             updated_at: from_millis(r.updated_at),
         })
@@ -335,6 +344,8 @@ pub(crate) struct WebhookValues {
     pub status: &'static str,
     pub status_reason: Option<String>,
     pub secret: String,
+    pub previous_secret: Option<String>,
+    pub previous_secret_expires_at: Option<i64>,
     pub created_at: i64,
     pub updated_at: i64,
 }
@@ -359,6 +370,11 @@ impl From<&Webhook> for WebhookValues {
             status: w.status.as_str(),
             status_reason: w.status_reason.clone(),
             secret: w.secret.expose().to_owned(),
+            previous_secret: w
+                .previous_secret
+                .as_ref()
+                .map(|(s, _)| s.expose().to_owned()),
+            previous_secret_expires_at: w.previous_secret.as_ref().map(|(_, until)| ms(until)),
             created_at: ms(&w.created_at),
             updated_at: ms(&w.updated_at),
         }

@@ -15,6 +15,7 @@ use herald_core::event_type::{EventType, EventTypeName};
 use herald_core::id::{ApiKeyId, ProjectId, WebhookId};
 use herald_core::page::{Cursor, Page, PageRequest};
 use herald_core::project::{Project, ProjectName};
+use herald_core::secret::SigningSecret;
 use herald_core::time::Timestamp;
 use herald_core::webhook::Webhook;
 
@@ -41,6 +42,9 @@ where
 {
     Ok(Page::from_rows(convert(rows)?, page.limit, position))
 }
+
+/// The `settings` row holding the account-level signing secret.
+const ACCOUNT_SECRET_KEY: &str = "account_secret";
 
 fn limit_plus_one(page: &PageRequest) -> i64 {
     i64::from(page.limit) + 1
@@ -257,7 +261,8 @@ impl Store for ThisStore {
         sqlx::query(concat!(
             "INSERT INTO webhooks (",
             webhook_columns!(),
-            ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19)"
+            ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, \
+             $18, $19, $20, $21)"
         ))
         .bind(v.id)
         .bind(v.project_id)
@@ -276,6 +281,8 @@ impl Store for ThisStore {
         .bind(v.status)
         .bind(v.status_reason)
         .bind(v.secret)
+        .bind(v.previous_secret)
+        .bind(v.previous_secret_expires_at)
         .bind(v.created_at)
         .bind(v.updated_at)
         .execute(&mut *tx)
@@ -336,7 +343,8 @@ impl Store for ThisStore {
             "UPDATE webhooks SET name = $2, description = $3, url = $4, method = $5, filter = $6, \
              headers = $7, custom_data = $8, preset = $9, format = $10, scheme = $11, \
              timeout_ms = $12, retry_policy = $13, status = $14, status_reason = $15, \
-             secret = $16, updated_at = $17 WHERE id = $1",
+             secret = $16, previous_secret = $17, previous_secret_expires_at = $18, \
+             updated_at = $19 WHERE id = $1",
         )
         .bind(v.id)
         .bind(v.name)
@@ -354,6 +362,8 @@ impl Store for ThisStore {
         .bind(v.status)
         .bind(v.status_reason)
         .bind(v.secret)
+        .bind(v.previous_secret)
+        .bind(v.previous_secret_expires_at)
         .bind(v.updated_at)
         .execute(self.writer())
         .await
@@ -385,6 +395,30 @@ impl Store for ThisStore {
         .fetch_all(self.reader())
         .await?;
         convert(rows)
+    }
+
+    async fn account_secret(&self, candidate: &SigningSecret) -> StoreResult<SigningSecret> {
+        const SELECT: &str = "SELECT value FROM settings WHERE key = $1";
+        let stored: Option<(String,)> = sqlx::query_as(SELECT)
+            .bind(ACCOUNT_SECRET_KEY)
+            .fetch_optional(self.reader())
+            .await?;
+        if let Some((value,)) = stored {
+            return Ok(SigningSecret::from_stored(value));
+        }
+        // The first writer wins: nodes starting together each offer a secret, one is kept.
+        sqlx::query(
+            "INSERT INTO settings (key, value) VALUES ($1, $2) ON CONFLICT (key) DO NOTHING",
+        )
+        .bind(ACCOUNT_SECRET_KEY)
+        .bind(candidate.expose())
+        .execute(self.writer())
+        .await?;
+        let (value,): (String,) = sqlx::query_as(SELECT)
+            .bind(ACCOUNT_SECRET_KEY)
+            .fetch_one(self.writer())
+            .await?;
+        Ok(SigningSecret::from_stored(value))
     }
 
     async fn create_api_key(&self, k: &ApiKey) -> StoreResult<()> {

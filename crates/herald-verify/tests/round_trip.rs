@@ -59,6 +59,7 @@ fn webhook(shape: Shape, secret: SigningSecret) -> Webhook {
         status: WebhookStatus::Active,
         status_reason: None,
         secret,
+        previous_secret: None,
         created_at: from_millis(0),
         updated_at: from_millis(0),
     }

@@ -67,6 +67,10 @@ pub struct Config {
     /// The event type name of validation events (the case-management cloud uses "Webhook Validate").
     #[serde(default = "defaults::validation_event")]
     pub validation_event: String,
+    /// Seconds a rotated-out webhook secret stays in use when the rotation does not say
+    /// (0: switch at once; at most 30 days).
+    #[serde(default = "defaults::rotation_grace_seconds")]
+    pub rotation_grace_seconds: u64,
 }
 
 mod defaults {
@@ -106,6 +110,9 @@ mod defaults {
     pub fn validation_event() -> String {
         "webhook.validate".into()
     }
+    pub fn rotation_grace_seconds() -> u64 {
+        herald_core::webhook::RotationGrace::DEFAULT_SECONDS
+    }
 }
 
 impl Default for Config {
@@ -127,6 +134,7 @@ impl Default for Config {
             poll_interval_ms: defaults::poll_interval_ms(),
             retention_days: defaults::retention_days(),
             validation_event: defaults::validation_event(),
+            rotation_grace_seconds: defaults::rotation_grace_seconds(),
         }
     }
 }
@@ -151,6 +159,7 @@ impl fmt::Debug for Config {
             .field("poll_interval_ms", &self.poll_interval_ms)
             .field("retention_days", &self.retention_days)
             .field("validation_event", &self.validation_event)
+            .field("rotation_grace_seconds", &self.rotation_grace_seconds)
             .finish()
     }
 }
@@ -238,6 +247,11 @@ pub struct ServeArgs {
     #[arg(long, env = "HERALD_VALIDATION_EVENT", value_name = "NAME")]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub validation_event: Option<String>,
+    /// Seconds a rotated-out webhook secret stays in use, when a rotation does not say;
+    /// 0 switches at once [default: 86400].
+    #[arg(long, env = "HERALD_ROTATION_GRACE_SECONDS", value_name = "SECONDS")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rotation_grace_seconds: Option<u64>,
 }
 
 /// A configuration that cannot be used, saying which setting and why.
@@ -306,6 +320,7 @@ impl Config {
         if herald_core::event_type::EventTypeName::parse(&self.validation_event).is_err() {
             return Err(ConfigError::Invalid { field: "validation_event", message: "must be a valid event type name".into() });
         }
+        self.rotation_grace()?;
         if let Some(url) = &self.public_url {
             url::Url::parse(url).map_err(|e| ConfigError::Invalid { field: "public_url", message: e.to_string() })?;
         }
@@ -319,6 +334,16 @@ impl Config {
             }
         }
         Ok(self)
+    }
+
+    /// The grace period of a rotation that does not give one.
+    pub fn rotation_grace(&self) -> Result<herald_core::webhook::RotationGrace, ConfigError> {
+        herald_core::webhook::RotationGrace::from_seconds(self.rotation_grace_seconds).map_err(
+            |e| ConfigError::Invalid {
+                field: "rotation_grace_seconds",
+                message: e.message,
+            },
+        )
     }
 
     /// The networks deliveries may reach although they are not public.
@@ -371,6 +396,11 @@ mod tests {
         assert_eq!(config.max_body_bytes, defaults.max_body_bytes);
         assert_eq!(config.allow_http, defaults.allow_http);
         assert_eq!(config.log, defaults.log);
+        assert_eq!(
+            config.rotation_grace_seconds,
+            defaults.rotation_grace_seconds
+        );
+        assert_eq!(defaults.rotation_grace_seconds, 86_400);
     }
 
     #[test]
@@ -429,6 +459,12 @@ mod tests {
         })
         .unwrap_err();
         assert!(err.to_string().contains("max_body_bytes"), "{err}");
+        let err = Config::load(&ServeArgs {
+            rotation_grace_seconds: Some(31 * 24 * 3600),
+            ..ServeArgs::default()
+        })
+        .unwrap_err();
+        assert!(err.to_string().contains("rotation_grace_seconds"), "{err}");
         let missing = ServeArgs {
             config: Some("/nonexistent/herald.toml".into()),
             ..ServeArgs::default()

@@ -9,11 +9,6 @@
 mod verify_cmd;
 
 use clap::{Parser, Subcommand};
-
-/// mimalloc: the server allocates many short-lived buffers per request, and glibc's allocator
-/// showed up at about a tenth of the profile (BENCHMARKS.md).
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use herald::app::{App, shutdown_on_signals};
 use herald::config::{Config, ServeArgs};
 
@@ -29,6 +24,10 @@ struct Cli {
 }
 
 #[derive(Debug, Subcommand)]
+#[allow(
+    clippy::large_enum_variant,
+    reason = "parsed once at start; every server setting is a flag"
+)]
 enum Command {
     /// Run the Herald server. Settings layer: defaults, then --config file, then HERALD_*
     /// environment variables, then these flags.

@@ -1,5 +1,6 @@
 //! One module per resource of the `/v1` API.
 
+pub mod account;
 pub mod api_keys;
 pub mod deliveries;
 pub mod event_types;

@@ -22,8 +22,8 @@ use herald_core::shape::{Format, Preset, Shape, SigningScheme};
 use herald_core::time;
 use herald_core::validation::optional_text;
 use herald_core::webhook::{
-    CustomData, CustomHeaders, HttpMethod, RetryPolicy, TargetUrl, Timeout, Webhook, WebhookStatus,
-    webhook_name,
+    CustomData, CustomHeaders, HttpMethod, RetryPolicy, RotationGrace, TargetUrl, Timeout, Webhook,
+    WebhookStatus, webhook_name,
 };
 use herald_store::{StoreError, WebhookQuery};
 use serde::{Deserialize, Serialize};
@@ -31,7 +31,9 @@ use serde_json::Value;
 
 use crate::ApiState;
 use crate::auth::Caller;
-use crate::extract::{JsonBody, ListResponse, QueryParams, non_null, page_request, present};
+use crate::extract::{
+    JsonBody, ListResponse, OptionalJsonBody, QueryParams, non_null, page_request, present,
+};
 use crate::problem::{ApiError, Problem};
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]
@@ -466,6 +468,7 @@ pub async fn create(
         status,
         status_reason,
         secret: SigningSecret::generate(),
+        previous_secret: None,
         created_at: now,
         updated_at: now,
     };
@@ -637,6 +640,19 @@ pub async fn disable(
 pub struct SecretView {
     /// The signing secret (`whsec_…`).
     secret: String,
+    /// While the secret a rotation replaced is still in use, when it stops: until then Standard
+    /// Webhooks deliveries carry a signature with each secret, and single-signature schemes
+    /// (HMAC header, secret header, JWT) still sign with the old one. `null` otherwise.
+    previous_secret_expires_at: Option<DateTime<Utc>>,
+}
+
+impl SecretView {
+    fn new(webhook: &Webhook) -> Self {
+        Self {
+            secret: webhook.secret.expose().to_owned(),
+            previous_secret_expires_at: webhook.previous_secret_expires_at(time::now()),
+        }
+    }
 }
 
 /// Get a webhook's signing secret (admins and project admins).
@@ -649,29 +665,43 @@ pub async fn secret(
     Path(id): Path<String>,
 ) -> Result<Json<SecretView>, ApiError> {
     let webhook = load(&state, &caller, &id, Action::SeeSecrets).await?;
-    Ok(Json(SecretView {
-        secret: webhook.secret.expose().to_owned(),
-    }))
+    Ok(Json(SecretView::new(&webhook)))
 }
 
-/// Replace a webhook's signing secret with a new one, returned once here.
+/// How to rotate a webhook's signing secret. The body may be left out.
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RotateSecret {
+    /// How long the replaced secret stays in use, in seconds: 0 (switch at once) to 2592000
+    /// (30 days). Default: the server's `rotation_grace_seconds` (86400 unless configured).
+    grace_seconds: Option<u64>,
+}
+
+/// Replace a webhook's signing secret with a new one, returned here. The old secret stays in
+/// use for a grace period: Standard Webhooks deliveries are signed with both secrets, the other
+/// schemes keep signing with the old one until the grace period ends, then switch.
 #[utoipa::path(post, path = "/v1/webhooks/{id}/secret/rotate", tag = "webhooks",
+    request_body(content = Option<RotateSecret>, description = "Optional; `{}` or no body uses the server's grace period."),
     params(("id" = String, Path, description = "Webhook id")),
-    responses((status = 200, body = SecretView), (status = 403, body = Problem), (status = 404, body = Problem)))]
+    responses((status = 200, body = SecretView), (status = 403, body = Problem), (status = 404, body = Problem), (status = 422, body = Problem)))]
 pub async fn rotate_secret(
     State(state): State<ApiState>,
     caller: Caller,
     Path(id): Path<String>,
+    OptionalJsonBody(input): OptionalJsonBody<RotateSecret>,
 ) -> Result<Json<SecretView>, ApiError> {
     caller.require(Action::SeeSecrets)?;
     let mut webhook = load(&state, &caller, &id, Action::ManageWebhooks).await?;
-    webhook.secret = SigningSecret::generate();
-    webhook.updated_at = time::now();
+    let grace = match input.and_then(|i| i.grace_seconds) {
+        Some(seconds) => RotationGrace::from_seconds(seconds)?,
+        None => state.settings.rotation_grace,
+    };
+    let now = time::now();
+    webhook.rotate_secret(SigningSecret::generate(), now, grace);
+    webhook.updated_at = now;
     state.store.update_webhook(&webhook).await?;
     state.engine.webhook_changed(&webhook.id);
-    Ok(Json(SecretView {
-        secret: webhook.secret.expose().to_owned(),
-    }))
+    Ok(Json(SecretView::new(&webhook)))
 }
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]

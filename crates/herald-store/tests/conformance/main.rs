@@ -19,7 +19,8 @@ use herald_core::secret::{ApiKeyToken, SigningSecret};
 use herald_core::shape::{Preset, Shape};
 use herald_core::time::{self, Timestamp};
 use herald_core::webhook::{
-    CustomData, CustomHeaders, HttpMethod, RetryPolicy, TargetUrl, Timeout, Webhook, WebhookStatus,
+    CustomData, CustomHeaders, HttpMethod, RetryPolicy, RotationGrace, TargetUrl, Timeout, Webhook,
+    WebhookStatus,
 };
 use herald_store::testing::TestDatabase;
 use herald_core::attempt::{
@@ -64,6 +65,7 @@ fn webhook(project: &ProjectId, name: &str, events: Option<&[&str]>, ms: i64) ->
         status: WebhookStatus::Active,
         status_reason: None,
         secret: SigningSecret::generate(),
+        previous_secret: None,
         created_at: at(ms),
         updated_at: at(ms),
     }
@@ -285,6 +287,41 @@ async fn webhooks(store: &dyn Store) {
         .map(|w| w.id)
         .collect();
     assert_eq!(active, vec![envs.id.clone(), all.id.clone()]);
+
+    // A rotation's previous secret and its expiry round-trip, and clearing them sticks.
+    let mut rotated = envs.clone();
+    rotated.rotate_secret(
+        SigningSecret::generate(),
+        at(30),
+        RotationGrace::from_seconds(3600).unwrap(),
+    );
+    rotated.updated_at = at(30);
+    store.update_webhook(&rotated).await.unwrap();
+    let read = store.webhook(&envs.id).await.unwrap();
+    assert_eq!(read, rotated);
+    assert_eq!(read.previous_secret.as_ref().unwrap().0, envs.secret);
+    assert_eq!(
+        read.previous_secret_expires_at(at(31)),
+        Some(at(30 + 3_600_000))
+    );
+    let mut switched = rotated.clone();
+    switched.rotate_secret(
+        SigningSecret::generate(),
+        at(40),
+        RotationGrace::from_seconds(0).unwrap(),
+    );
+    store.update_webhook(&switched).await.unwrap();
+    assert_eq!(store.webhook(&envs.id).await.unwrap(), switched);
+    assert_eq!(switched.previous_secret, None);
+    let mut born_rotating = webhook(&q.id, "born-rotating", None, 5);
+    born_rotating.previous_secret = Some((SigningSecret::generate(), at(99)));
+    store.create_webhook(&born_rotating).await.unwrap();
+    assert_eq!(
+        store.webhook(&born_rotating.id).await.unwrap(),
+        born_rotating,
+        "created with a previous secret"
+    );
+    store.update_webhook(&envs).await.unwrap();
 
     let mut clash = disabled.clone();
     clash.name = "envs".into();
@@ -702,8 +739,21 @@ async fn concurrent_claims_never_overlap(store: Arc<dyn Store>) {
     assert_eq!(seen.len(), 60);
 }
 
+/// The account-level secret is stored by the first call and never changes after.
+async fn account_secret(store: &dyn Store) {
+    let first = SigningSecret::generate();
+    let stored = store.account_secret(&first).await.unwrap();
+    assert_eq!(stored, first, "the first call stores its candidate");
+    let again = store
+        .account_secret(&SigningSecret::generate())
+        .await
+        .unwrap();
+    assert_eq!(again, first, "later calls keep the first secret");
+}
+
 /// The whole story, in order, on one store.
 async fn store_story(store: Arc<dyn Store>) {
+    account_secret(store.as_ref()).await;
     projects(store.as_ref()).await;
     api_keys(store.as_ref()).await;
     event_types(store.as_ref()).await;
@@ -736,6 +786,16 @@ async fn sqlite_data_survives_reopening_the_file() {
         let store = db.connect().await;
         store.create_project(&p).await.unwrap();
     }
+    let secret = SigningSecret::generate();
+    {
+        let store = db.connect().await;
+        store.account_secret(&secret).await.unwrap();
+    }
     let reopened = db.connect().await;
     assert_eq!(reopened.project(&p.id).await.unwrap(), p);
+    let kept = reopened
+        .account_secret(&SigningSecret::generate())
+        .await
+        .unwrap();
+    assert_eq!(kept, secret, "the account secret survives a restart");
 }

@@ -327,3 +327,38 @@ macro_rules! on_both_stores {
     };
 }
 pub(crate) use on_both_stores;
+
+impl TestApp {
+    /// Publishes an event as admin and returns it (202 asserted).
+    pub async fn publish(&self, project: &str, event_type: &str, data: Value) -> Value {
+        self.post(
+            &format!("/v1/projects/{project}/events"),
+            &self.admin,
+            json!({"type": event_type, "data": data}),
+        )
+        .await
+        .ok(202)
+        .clone()
+    }
+
+    /// Reads `path` as admin in short steps until `done` holds for the body, and returns it;
+    /// panics with the last body read after `within`.
+    pub async fn wait_for(
+        &self,
+        path: &str,
+        within: std::time::Duration,
+        done: impl Fn(&Value) -> bool,
+    ) -> Value {
+        let deadline = tokio::time::Instant::now() + within;
+        loop {
+            let body = self.get(path, &self.admin).await.ok(200).clone();
+            if done(&body) {
+                return body;
+            }
+            if tokio::time::Instant::now() >= deadline {
+                panic!("waited {within:?} on {path}; last read: {body:#}");
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+        }
+    }
+}

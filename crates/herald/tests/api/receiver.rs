@@ -151,3 +151,26 @@ async fn answer(State(inner): State<Arc<Inner>>, request: Request) -> Response {
     }
     response
 }
+
+impl Receiver {
+    /// The port it listens on.
+    pub fn port(&self) -> u16 {
+        let authority = self.url.trim_start_matches("http://").split('/').next().unwrap();
+        authority.rsplit(':').next().unwrap().parse().unwrap()
+    }
+
+    /// Asserts that no more than `n` requests have arrived by `until`, failing at the first
+    /// request beyond them.
+    pub async fn stays_at(&self, n: usize, until: tokio::time::Instant) {
+        loop {
+            let notified = self.inner.arrived.notified();
+            let got = self.received().len();
+            assert!(got <= n, "expected at most {n} requests at {}; got {got}", self.url);
+            if tokio::time::timeout_at(until, notified).await.is_err() {
+                let got = self.received().len();
+                assert!(got <= n, "expected at most {n} requests at {}; got {got}", self.url);
+                return;
+            }
+        }
+    }
+}
