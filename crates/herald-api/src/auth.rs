@@ -48,7 +48,11 @@ impl FromRequestParts<ApiState> for Caller {
             .lookups
             .keys
             .get_or_load(&hash, async {
-                state.store.api_key_by_token_hash(&hash).await.map(|k| k.principal())
+                state
+                    .store
+                    .api_key_by_token_hash(&hash)
+                    .await
+                    .map(|k| k.principal())
             })
             .await;
         match found {

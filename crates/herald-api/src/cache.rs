@@ -28,7 +28,11 @@ pub struct TtlCache<K, V> {
 
 impl<K: Eq + Hash + Clone, V: Clone> TtlCache<K, V> {
     pub fn new(ttl: Duration, capacity: usize) -> Self {
-        Self { ttl, capacity, entries: Mutex::new(HashMap::new()) }
+        Self {
+            ttl,
+            capacity,
+            entries: Mutex::new(HashMap::new()),
+        }
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<K, (Instant, V)>> {
@@ -45,7 +49,12 @@ impl<K: Eq + Hash + Clone, V: Clone> TtlCache<K, V> {
 
     /// Like [`get_or_load`](Self::get_or_load), but a cached value that `fresh` rejects is
     /// reloaded too.
-    pub async fn get_fresh<E, F>(&self, key: &K, fresh: impl Fn(&V) -> bool, load: F) -> Result<V, E>
+    pub async fn get_fresh<E, F>(
+        &self,
+        key: &K,
+        fresh: impl Fn(&V) -> bool,
+        load: F,
+    ) -> Result<V, E>
     where
         F: Future<Output = Result<V, E>>,
     {

@@ -51,7 +51,9 @@ impl From<herald_delivery::EngineError> for ApiError {
     fn from(e: herald_delivery::EngineError) -> Self {
         match e {
             herald_delivery::EngineError::Store(e) => e.into(),
-            herald_delivery::EngineError::ShuttingDown => Self::Unavailable("Herald is shutting down; try again"),
+            herald_delivery::EngineError::ShuttingDown => {
+                Self::Unavailable("Herald is shutting down; try again")
+            }
             other => Self::Internal(Box::new(other)),
         }
     }
@@ -126,7 +128,12 @@ impl ApiError {
                 "Method not allowed",
                 None,
             ),
-            Self::Unavailable(_) => (S::SERVICE_UNAVAILABLE, "unavailable", "Service unavailable", None),
+            Self::Unavailable(_) => (
+                S::SERVICE_UNAVAILABLE,
+                "unavailable",
+                "Service unavailable",
+                None,
+            ),
             Self::Internal(_) => (
                 S::INTERNAL_SERVER_ERROR,
                 "internal",

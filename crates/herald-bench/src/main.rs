@@ -78,7 +78,10 @@ struct Args {
 }
 
 fn now_us() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_micros() as u64
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_micros() as u64
 }
 
 /// The sink: answers 200 (or hangs, on /hang) and records each delivery's latency.
@@ -97,11 +100,18 @@ async fn receive(State(sink): State<Arc<Sink>>, headers: HeaderMap, body: Bytes)
         .ok()
         .and_then(|v| v["data"]["t"].as_u64())
         .unwrap_or(at);
-    let id = headers.get("webhook-id").and_then(|v| v.to_str().ok()).unwrap_or("").to_owned();
+    let id = headers
+        .get("webhook-id")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_owned();
     if !sink.delivery_ids.lock().unwrap().insert(id) {
         sink.duplicates.fetch_add(1, Ordering::Relaxed);
     }
-    sink.latencies_us.lock().unwrap().push(at.saturating_sub(sent));
+    sink.latencies_us
+        .lock()
+        .unwrap()
+        .push(at.saturating_sub(sent));
     sink.received.fetch_add(1, Ordering::Relaxed);
     sink.last_us.fetch_max(at, Ordering::Relaxed);
     StatusCode::OK
@@ -136,13 +146,20 @@ impl Herald {
     /// Bytes the SQLite data directory takes on disk (database, WAL and shared memory files).
     fn bytes_on_disk(&self) -> u64 {
         std::fs::read_dir(self.dir.path())
-            .map(|entries| entries.flatten().filter_map(|e| e.metadata().ok()).map(|m| m.len()).sum())
+            .map(|entries| {
+                entries
+                    .flatten()
+                    .filter_map(|e| e.metadata().ok())
+                    .map(|m| m.len())
+                    .sum()
+            })
             .unwrap_or(0)
     }
 
     /// Resident set size now and at its peak, in MiB, from /proc.
     fn rss_mib(&self) -> (f64, f64) {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid)).unwrap_or_default();
+        let status =
+            std::fs::read_to_string(format!("/proc/{}/status", self.pid)).unwrap_or_default();
         let field = |name: &str| {
             status
                 .lines()
@@ -161,9 +178,14 @@ async fn start_herald(args: &Args, client: &reqwest::Client) -> anyhow::Result<H
         None => std::env::current_exe()?.with_file_name("herald"),
     };
     if !binary.exists() {
-        bail!("no herald binary at {} (build it: cargo build --release -p herald)", binary.display());
+        bail!(
+            "no herald binary at {} (build it: cargo build --release -p herald)",
+            binary.display()
+        );
     }
-    let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port();
     let dir = tempfile::tempdir()?;
     let key = "hk_bench_admin_key_0123456789abcdef".to_owned();
     let mut command = tokio::process::Command::new(&binary);
@@ -192,10 +214,21 @@ async fn start_herald(args: &Args, client: &reqwest::Client) -> anyhow::Result<H
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    Ok(Herald { child, pid, base, key, dir })
+    Ok(Herald {
+        child,
+        pid,
+        base,
+        key,
+        dir,
+    })
 }
 
-async fn post(client: &reqwest::Client, herald: &Herald, path: &str, body: Value) -> anyhow::Result<Value> {
+async fn post(
+    client: &reqwest::Client,
+    herald: &Herald,
+    path: &str,
+    body: Value,
+) -> anyhow::Result<Value> {
     let response = client
         .post(format!("{}{path}", herald.base))
         .bearer_auth(&herald.key)
@@ -211,9 +244,20 @@ async fn post(client: &reqwest::Client, herald: &Herald, path: &str, body: Value
 }
 
 /// Creates the project, the event type and the webhooks: `urls` one per webhook.
-async fn setup(client: &reqwest::Client, herald: &Herald, urls: &[String], timeout_seconds: u64) -> anyhow::Result<()> {
+async fn setup(
+    client: &reqwest::Client,
+    herald: &Herald,
+    urls: &[String],
+    timeout_seconds: u64,
+) -> anyhow::Result<()> {
     post(client, herald, "/v1/projects", json!({"name": "bench"})).await?;
-    post(client, herald, "/v1/projects/bench/event-types", json!({"name": "bench.event"})).await?;
+    post(
+        client,
+        herald,
+        "/v1/projects/bench/event-types",
+        json!({"name": "bench.event"}),
+    )
+    .await?;
     for (i, url) in urls.iter().enumerate() {
         post(
             client,
@@ -227,7 +271,13 @@ async fn setup(client: &reqwest::Client, herald: &Herald, urls: &[String], timeo
 }
 
 /// Publishes `count` events from `publishers` tasks, paced to `rate` events/s if given.
-async fn publish(client: &reqwest::Client, herald: &Herald, count: u64, publishers: u64, rate: Option<u64>) -> anyhow::Result<Duration> {
+async fn publish(
+    client: &reqwest::Client,
+    herald: &Herald,
+    count: u64,
+    publishers: u64,
+    rate: Option<u64>,
+) -> anyhow::Result<Duration> {
     let next = Arc::new(AtomicU64::new(0));
     let started = Instant::now();
     let mut tasks = Vec::new();
@@ -278,11 +328,24 @@ fn percentile(sorted: &[u64], p: f64) -> f64 {
     sorted[i] as f64 / 1000.0
 }
 
-fn report(name: &str, sink: &Sink, expected: u64, publish_time: Duration, events: u64, start_us: u64, herald: &Herald, idle: f64) -> Value {
+fn report(
+    name: &str,
+    sink: &Sink,
+    expected: u64,
+    publish_time: Duration,
+    events: u64,
+    start_us: u64,
+    herald: &Herald,
+    idle: f64,
+) -> Value {
     let mut lat = sink.latencies_us.lock().unwrap().clone();
     lat.sort_unstable();
     let unique = sink.delivery_ids.lock().unwrap().len() as u64;
-    let elapsed_s = (sink.last_us.load(Ordering::Relaxed).saturating_sub(start_us)) as f64 / 1e6;
+    let elapsed_s = (sink
+        .last_us
+        .load(Ordering::Relaxed)
+        .saturating_sub(start_us)) as f64
+        / 1e6;
     let (rss, peak) = herald.rss_mib();
     let result = json!({
         "scenario": name,
@@ -309,7 +372,12 @@ fn median(runs: &[Value]) -> Value {
             Some(Value::Object(first)) => Value::Object(
                 first
                     .keys()
-                    .map(|k| (k.clone(), at(&values.iter().map(|v| &v[k]).collect::<Vec<_>>())))
+                    .map(|k| {
+                        (
+                            k.clone(),
+                            at(&values.iter().map(|v| &v[k]).collect::<Vec<_>>()),
+                        )
+                    })
                     .collect(),
             ),
             Some(Value::Number(_)) => {
@@ -332,13 +400,19 @@ async fn main() -> anyhow::Result<()> {
         results.push(run(&args).await?);
     }
     if results.len() > 1 {
-        println!("median of {} runs: {}", results.len(), serde_json::to_string(&median(&results))?);
+        println!(
+            "median of {} runs: {}",
+            results.len(),
+            serde_json::to_string(&median(&results))?
+        );
     }
     Ok(())
 }
 
 async fn run(args: &Args) -> anyhow::Result<Value> {
-    let client = reqwest::Client::builder().pool_max_idle_per_host(1024).build()?;
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(1024)
+        .build()?;
     let (sink_addr, sink) = start_sink().await?;
     let hook = format!("http://{sink_addr}/hook");
     let mut herald = start_herald(args, &client).await?;
@@ -351,42 +425,99 @@ async fn run(args: &Args) -> anyhow::Result<Value> {
             setup(&client, &herald, &urls, 30).await?;
             let expected = args.events * args.fanout;
             let start = now_us();
-            let publish_time = publish(&client, &herald, args.events, args.publishers, None).await?;
+            let publish_time =
+                publish(&client, &herald, args.events, args.publishers, None).await?;
             if !wait_for(&sink, expected, timeout).await {
                 println!("timed out waiting for deliveries");
             }
-            report("fanout", &sink, expected, publish_time, args.events, start, &herald, idle)
+            report(
+                "fanout",
+                &sink,
+                expected,
+                publish_time,
+                args.events,
+                start,
+                &herald,
+                idle,
+            )
         }
         Scenario::Rate => {
             // The same healthy webhooks as `hanging`, without the hanging ones: its baseline.
-            setup(&client, &herald, &vec![hook.clone(); args.fanout as usize], 10).await?;
+            setup(
+                &client,
+                &herald,
+                &vec![hook.clone(); args.fanout as usize],
+                10,
+            )
+            .await?;
             let events = args.rate * args.seconds;
             let start = now_us();
-            let publish_time = publish(&client, &herald, events, args.publishers, Some(args.rate)).await?;
+            let publish_time =
+                publish(&client, &herald, events, args.publishers, Some(args.rate)).await?;
             wait_for(&sink, events * args.fanout, timeout).await;
-            report("rate", &sink, events * args.fanout, publish_time, events, start, &herald, idle)
+            report(
+                "rate",
+                &sink,
+                events * args.fanout,
+                publish_time,
+                events,
+                start,
+                &herald,
+                idle,
+            )
         }
         Scenario::Backlog => {
             // A port nothing listens on: every attempt fails fast and is retried later.
             let dead = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?;
             setup(&client, &herald, &[format!("http://{dead}/gone")], 5).await?;
-            let publish_time = publish(&client, &herald, args.events, args.publishers, None).await?;
-            println!("queued {} deliveries for an unreachable webhook in {:.1} s", args.events, publish_time.as_secs_f64());
+            let publish_time =
+                publish(&client, &herald, args.events, args.publishers, None).await?;
+            println!(
+                "queued {} deliveries for an unreachable webhook in {:.1} s",
+                args.events,
+                publish_time.as_secs_f64()
+            );
             // Now a healthy webhook in another project, and its events.
             post(&client, &herald, "/v1/projects", json!({"name": "healthy"})).await?;
-            post(&client, &herald, "/v1/projects/healthy/event-types", json!({"name": "bench.event"})).await?;
-            post(&client, &herald, "/v1/webhooks", json!({"project": "healthy", "name": "ok", "url": hook})).await?;
+            post(
+                &client,
+                &herald,
+                "/v1/projects/healthy/event-types",
+                json!({"name": "bench.event"}),
+            )
+            .await?;
+            post(
+                &client,
+                &herald,
+                "/v1/webhooks",
+                json!({"project": "healthy", "name": "ok", "url": hook}),
+            )
+            .await?;
             let start = now_us();
             let url = format!("{}/v1/projects/healthy/events", herald.base);
             let healthy = 2000u64;
             let begun = Instant::now();
             for n in 0..healthy {
                 let body = json!({"type": "bench.event", "data": {"n": n, "t": now_us()}});
-                client.post(&url).bearer_auth(&herald.key).json(&body).send().await?;
+                client
+                    .post(&url)
+                    .bearer_auth(&herald.key)
+                    .json(&body)
+                    .send()
+                    .await?;
             }
             let publish_time = begun.elapsed();
             wait_for(&sink, healthy, timeout).await;
-            report("backlog (healthy webhook while 1 webhook has a backlog)", &sink, healthy, publish_time, healthy, start, &herald, idle)
+            report(
+                "backlog (healthy webhook while 1 webhook has a backlog)",
+                &sink,
+                healthy,
+                publish_time,
+                healthy,
+                start,
+                &herald,
+                idle,
+            )
         }
         Scenario::Hanging => {
             let hang = format!("http://{sink_addr}/hang");
@@ -395,9 +526,19 @@ async fn run(args: &Args) -> anyhow::Result<Value> {
             setup(&client, &herald, &urls, 10).await?;
             let events = args.rate * args.seconds;
             let start = now_us();
-            let publish_time = publish(&client, &herald, events, args.publishers, Some(args.rate)).await?;
+            let publish_time =
+                publish(&client, &herald, events, args.publishers, Some(args.rate)).await?;
             wait_for(&sink, events * args.fanout, timeout).await;
-            report("hanging (healthy half)", &sink, events * args.fanout, publish_time, events, start, &herald, idle)
+            report(
+                "hanging (healthy half)",
+                &sink,
+                events * args.fanout,
+                publish_time,
+                events,
+                start,
+                &herald,
+                idle,
+            )
         }
     };
     let _ = herald.child.start_kill();

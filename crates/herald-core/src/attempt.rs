@@ -124,8 +124,14 @@ pub fn redact_headers<'a>(
         .into_iter()
         .map(|(name, value)| {
             let lower = name.to_ascii_lowercase();
-            let secret = secret_headers.iter().any(|s| s.eq_ignore_ascii_case(&lower));
-            let value = if secret { "<redacted>".to_owned() } else { value.to_owned() };
+            let secret = secret_headers
+                .iter()
+                .any(|s| s.eq_ignore_ascii_case(&lower));
+            let value = if secret {
+                "<redacted>".to_owned()
+            } else {
+                value.to_owned()
+            };
             (name.to_owned(), value)
         })
         .collect()
@@ -137,11 +143,18 @@ mod tests {
 
     #[test]
     fn names_round_trip() {
-        for k in [ErrorKind::Timeout, ErrorKind::RefusedByPolicy, ErrorKind::Status] {
+        for k in [
+            ErrorKind::Timeout,
+            ErrorKind::RefusedByPolicy,
+            ErrorKind::Status,
+        ] {
             assert_eq!(ErrorKind::parse(k.as_str()), Some(k));
         }
         assert_eq!(ErrorKind::RefusedByPolicy.as_str(), "refused_by_policy");
-        assert_eq!(AttemptTrigger::parse("manual"), Some(AttemptTrigger::Manual));
+        assert_eq!(
+            AttemptTrigger::parse("manual"),
+            Some(AttemptTrigger::Manual)
+        );
     }
 
     #[test]

@@ -79,7 +79,10 @@ impl EventSchema {
         }
         let validator = jsonschema::validator_for(&schema)
             .map_err(|e| InvalidField::new("schema", format!("is not a valid JSON Schema: {e}")))?;
-        Ok(Self { value: schema, validator: Arc::new(validator) })
+        Ok(Self {
+            value: schema,
+            validator: Arc::new(validator),
+        })
     }
 
     pub fn as_value(&self) -> &Value {

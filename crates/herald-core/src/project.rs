@@ -96,7 +96,10 @@ impl ProjectSettings {
         if (1..=Self::MAX_RETENTION_DAYS).contains(&days) {
             Ok(days)
         } else {
-            Err(InvalidField::new("retention_days", "must be between 1 and 3650"))
+            Err(InvalidField::new(
+                "retention_days",
+                "must be between 1 and 3650",
+            ))
         }
     }
 }

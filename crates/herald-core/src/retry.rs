@@ -46,7 +46,10 @@ pub fn after_failure(
     unit_random: f64,
     retry_after: Option<Duration>,
 ) -> AfterFailure {
-    let Some(&base) = policy.schedule_seconds.get(attempt.saturating_sub(1) as usize) else {
+    let Some(&base) = policy
+        .schedule_seconds
+        .get(attempt.saturating_sub(1) as usize)
+    else {
         return AfterFailure::GiveUp;
     };
     if let Some(wait) = retry_after {
@@ -65,8 +68,12 @@ pub fn parse_retry_after(value: &str, now_unix: i64) -> Option<Duration> {
     if let Ok(seconds) = value.parse::<u64>() {
         return Some(Duration::from_secs(seconds));
     }
-    let at = chrono::DateTime::parse_from_rfc2822(value).ok()?.timestamp();
-    Some(Duration::from_secs(u64::try_from(at - now_unix).unwrap_or(0)))
+    let at = chrono::DateTime::parse_from_rfc2822(value)
+        .ok()?
+        .timestamp();
+    Some(Duration::from_secs(
+        u64::try_from(at - now_unix).unwrap_or(0),
+    ))
 }
 
 #[cfg(test)]
@@ -84,27 +91,50 @@ mod tests {
     #[test]
     fn the_schedule_is_followed_with_bounded_jitter_then_gives_up() {
         let p = policy(vec![10, 60]);
-        assert_eq!(after_failure(&p, 1, 0.5, None), AfterFailure::RetryIn(Duration::from_secs(10)));
-        assert_eq!(after_failure(&p, 1, 0.0, None), AfterFailure::RetryIn(Duration::from_secs(8)));
-        assert_eq!(after_failure(&p, 2, 0.999_999, None), AfterFailure::RetryIn(Duration::from_millis(71_999)));
+        assert_eq!(
+            after_failure(&p, 1, 0.5, None),
+            AfterFailure::RetryIn(Duration::from_secs(10))
+        );
+        assert_eq!(
+            after_failure(&p, 1, 0.0, None),
+            AfterFailure::RetryIn(Duration::from_secs(8))
+        );
+        assert_eq!(
+            after_failure(&p, 2, 0.999_999, None),
+            AfterFailure::RetryIn(Duration::from_millis(71_999))
+        );
         assert_eq!(after_failure(&p, 3, 0.5, None), AfterFailure::GiveUp);
-        assert_eq!(after_failure(&policy(vec![]), 1, 0.5, None), AfterFailure::GiveUp);
+        assert_eq!(
+            after_failure(&policy(vec![]), 1, 0.5, None),
+            AfterFailure::GiveUp
+        );
     }
 
     #[test]
     fn retry_after_replaces_the_scheduled_delay_but_not_the_count() {
         let p = policy(vec![10]);
         let wait = Some(Duration::from_secs(120));
-        assert_eq!(after_failure(&p, 1, 0.5, wait), AfterFailure::RetryIn(Duration::from_secs(120)));
+        assert_eq!(
+            after_failure(&p, 1, 0.5, wait),
+            AfterFailure::RetryIn(Duration::from_secs(120))
+        );
         assert_eq!(after_failure(&p, 2, 0.5, wait), AfterFailure::GiveUp);
     }
 
     #[test]
     fn retry_after_reads_seconds_and_dates() {
         assert_eq!(parse_retry_after("120", 0), Some(Duration::from_secs(120)));
-        let now = chrono::DateTime::parse_from_rfc2822("Wed, 21 Oct 2015 07:28:00 GMT").unwrap().timestamp();
-        assert_eq!(parse_retry_after("Wed, 21 Oct 2015 07:29:00 GMT", now), Some(Duration::from_secs(60)));
-        assert_eq!(parse_retry_after("Wed, 21 Oct 2015 07:27:00 GMT", now), Some(Duration::ZERO));
+        let now = chrono::DateTime::parse_from_rfc2822("Wed, 21 Oct 2015 07:28:00 GMT")
+            .unwrap()
+            .timestamp();
+        assert_eq!(
+            parse_retry_after("Wed, 21 Oct 2015 07:29:00 GMT", now),
+            Some(Duration::from_secs(60))
+        );
+        assert_eq!(
+            parse_retry_after("Wed, 21 Oct 2015 07:27:00 GMT", now),
+            Some(Duration::ZERO)
+        );
         assert_eq!(parse_retry_after("soon", now), None);
     }
 

@@ -25,7 +25,11 @@ use crate::send::Outcome;
 /// Runs a scheduled attempt from a lane.
 pub(crate) async fn run(core: &Arc<Core>, job: Job) {
     let webhook_id = job.delivery.webhook_id.clone();
-    let entry = match core.cache.get(core.store.as_ref(), &core.config.default_retry, &webhook_id).await {
+    let entry = match core
+        .cache
+        .get(core.store.as_ref(), &core.config.default_retry, &webhook_id)
+        .await
+    {
         Ok(Some(entry)) if entry.webhook.status == WebhookStatus::Active => entry,
         Ok(_) => {
             // Deleted, disabled or out of order since it was queued: the delivery stays pending
@@ -53,7 +57,10 @@ pub(crate) async fn try_once(
     let webhook = &entry.webhook;
     let number = job.delivery.attempts + 1;
     let started_at = time::now();
-    let (last_success_at, last_failure_at) = *entry.last.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    let (last_success_at, last_failure_at) = *entry
+        .last
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
     let prepared = prepare(
         webhook,
         &job.event,
@@ -69,7 +76,10 @@ pub(crate) async fn try_once(
     );
     let (request, outcome) = match prepared {
         Ok(prepared) => {
-            let outcome = core.sender.send(&prepared, webhook.timeout.duration()).await;
+            let outcome = core
+                .sender
+                .send(&prepared, webhook.timeout.duration())
+                .await;
             let request = SentRequest {
                 method: webhook.method.as_str().to_owned(),
                 url: prepared.url.to_string(),
@@ -78,10 +88,17 @@ pub(crate) async fn try_once(
             (request, outcome)
         }
         Err(e) => (
-            SentRequest { method: webhook.method.as_str().to_owned(), url: webhook.url.as_str().to_owned(), headers: Default::default() },
+            SentRequest {
+                method: webhook.method.as_str().to_owned(),
+                url: webhook.url.as_str().to_owned(),
+                headers: Default::default(),
+            },
             Outcome {
                 response: None,
-                error: Some(AttemptError { kind: ErrorKind::RefusedByPolicy, message: format!("could not sign: {e}") }),
+                error: Some(AttemptError {
+                    kind: ErrorKind::RefusedByPolicy,
+                    message: format!("could not sign: {e}"),
+                }),
                 retry_after: None,
                 duration: std::time::Duration::ZERO,
             },
@@ -89,7 +106,10 @@ pub(crate) async fn try_once(
     };
     let succeeded = outcome.succeeded();
     {
-        let mut last = entry.last.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut last = entry
+            .last
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         if succeeded {
             last.0 = Some(started_at);
         } else {
@@ -114,7 +134,13 @@ pub(crate) async fn try_once(
 }
 
 /// What follows a scheduled attempt.
-pub(crate) fn decide(core: &Core, entry: &WebhookEntry, job: &Job, attempt: Attempt, outcome: &Outcome) -> AttemptRecord {
+pub(crate) fn decide(
+    core: &Core,
+    entry: &WebhookEntry,
+    job: &Job,
+    attempt: Attempt,
+    outcome: &Outcome,
+) -> AttemptRecord {
     let policy = &entry.policy;
     let rule = OutOfOrderRule {
         after_failed_deliveries: policy.out_of_order_after_failures,
@@ -139,12 +165,23 @@ pub(crate) fn decide(core: &Core, entry: &WebhookEntry, job: &Job, attempt: Atte
             ..base
         };
     }
-    let retry_after = outcome.retry_after.map(|d| d.clamp(std::time::Duration::from_secs(1), core.config.max_retry_after));
-    match retry::after_failure(policy, base.attempt.number, rand::random::<f64>(), retry_after) {
+    let retry_after = outcome.retry_after.map(|d| {
+        d.clamp(
+            std::time::Duration::from_secs(1),
+            core.config.max_retry_after,
+        )
+    });
+    match retry::after_failure(
+        policy,
+        base.attempt.number,
+        rand::random::<f64>(),
+        retry_after,
+    ) {
         AfterFailure::RetryIn(delay) => AttemptRecord {
             delivery_status: DeliveryStatus::Retrying,
             next_attempt_at: Some(time::from_millis(
-                time::now().timestamp_millis() + i64::try_from(delay.as_millis()).unwrap_or(i64::MAX / 2),
+                time::now().timestamp_millis()
+                    + i64::try_from(delay.as_millis()).unwrap_or(i64::MAX / 2),
             )),
             out_of_order: Some(rule),
             ..base
@@ -161,7 +198,11 @@ pub(crate) fn decide(core: &Core, entry: &WebhookEntry, job: &Job, attempt: Atte
 /// `410 Gone`: the receiver says the endpoint is gone for good.
 pub(crate) fn gone(node: &str) -> StatusChange {
     StatusChange {
-        from: vec![WebhookStatus::Active, WebhookStatus::Pending, WebhookStatus::OutOfOrder],
+        from: vec![
+            WebhookStatus::Active,
+            WebhookStatus::Pending,
+            WebhookStatus::OutOfOrder,
+        ],
         to: WebhookStatus::Disabled,
         reason: format!("disabled by Herald ({node}): the target answered 410 Gone"),
     }

@@ -30,7 +30,10 @@ pub(crate) struct WebhookCache {
 
 impl WebhookCache {
     pub fn new(ttl: Duration) -> Self {
-        Self { ttl, entries: Mutex::new(HashMap::new()) }
+        Self {
+            ttl,
+            entries: Mutex::new(HashMap::new()),
+        }
     }
 
     /// The webhook's entry, or `None` when it no longer exists.
@@ -41,9 +44,10 @@ impl WebhookCache {
         id: &WebhookId,
     ) -> StoreResult<Option<Arc<WebhookEntry>>> {
         if let Some((at, entry)) = self.lock().get(id)
-            && at.elapsed() < self.ttl {
-                return Ok(Some(entry.clone()));
-            }
+            && at.elapsed() < self.ttl
+        {
+            return Ok(Some(entry.clone()));
+        }
         let webhook = match store.webhook(id).await {
             Ok(w) => w,
             Err(StoreError::NotFound { .. }) => {
@@ -56,13 +60,22 @@ impl WebhookCache {
         let stats = store.webhook_stats(id).await.ok();
         let policy = retry::effective(
             webhook.retry_policy.as_ref(),
-            project.as_ref().and_then(|p| p.settings.retry_policy.as_ref()),
+            project
+                .as_ref()
+                .and_then(|p| p.settings.retry_policy.as_ref()),
             server_policy,
         )
         .clone();
-        let last = stats.map_or((None, None), |s| (s.last_success.map(|l| l.0), s.last_failure.map(|l| l.0)));
-        let entry = Arc::new(WebhookEntry { webhook, policy, last: Mutex::new(last) });
-        self.lock().insert(id.clone(), (Instant::now(), entry.clone()));
+        let last = stats.map_or((None, None), |s| {
+            (s.last_success.map(|l| l.0), s.last_failure.map(|l| l.0))
+        });
+        let entry = Arc::new(WebhookEntry {
+            webhook,
+            policy,
+            last: Mutex::new(last),
+        });
+        self.lock()
+            .insert(id.clone(), (Instant::now(), entry.clone()));
         Ok(Some(entry))
     }
 
@@ -71,6 +84,8 @@ impl WebhookCache {
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<WebhookId, (Instant, Arc<WebhookEntry>)>> {
-        self.entries.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+        self.entries
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 }

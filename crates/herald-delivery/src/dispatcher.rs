@@ -58,7 +58,10 @@ impl Dispatcher {
     /// How many more deliveries the webhook's lane takes now (queued plus running).
     pub fn room(&self, webhook: &WebhookId) -> usize {
         let capacity = self.lane_concurrency + self.lane_queue;
-        let used = self.lanes().get(webhook).map_or(0, |l| l.queue.len() + l.running);
+        let used = self
+            .lanes()
+            .get(webhook)
+            .map_or(0, |l| l.queue.len() + l.running);
         capacity.saturating_sub(used)
     }
 
@@ -94,9 +97,10 @@ impl Dispatcher {
         let mut lanes = self.lanes();
         let lane = lanes.get_mut(webhook)?;
         if !self.stopping.load(Ordering::Acquire)
-            && let Some(job) = lane.queue.pop_front() {
-                return Some(job);
-            }
+            && let Some(job) = lane.queue.pop_front()
+        {
+            return Some(job);
+        }
         lane.running -= 1;
         if lane.running == 0 && lane.queue.is_empty() {
             lanes.remove(webhook);
@@ -107,7 +111,9 @@ impl Dispatcher {
     /// Removes what is queued (not running) for a webhook; returns the deliveries to release.
     pub fn drain(&self, webhook: &WebhookId) -> Vec<DeliveryId> {
         let mut lanes = self.lanes();
-        let Some(lane) = lanes.get_mut(webhook) else { return Vec::new() };
+        let Some(lane) = lanes.get_mut(webhook) else {
+            return Vec::new();
+        };
         lane.queue.drain(..).map(|j| j.delivery.id).collect()
     }
 
@@ -116,17 +122,26 @@ impl Dispatcher {
         self.stopping.store(true, Ordering::Release);
         self.tracker.close();
         let mut lanes = self.lanes();
-        lanes.values_mut().flat_map(|l| l.queue.drain(..)).map(|j| j.delivery.id).collect()
+        lanes
+            .values_mut()
+            .flat_map(|l| l.queue.drain(..))
+            .map(|j| j.delivery.id)
+            .collect()
     }
 
     pub fn in_memory(&self) -> usize {
-        self.lanes().values().map(|l| l.queue.len() + l.running).sum()
+        self.lanes()
+            .values()
+            .map(|l| l.queue.len() + l.running)
+            .sum()
     }
 }
 
 async fn work(core: Arc<Core>, webhook: WebhookId) {
     while let Some(job) = core.dispatcher.next(&webhook) {
-        let Ok(_permit) = core.dispatcher.global.clone().acquire_owned().await else { return };
+        let Ok(_permit) = core.dispatcher.global.clone().acquire_owned().await else {
+            return;
+        };
         crate::attempt::run(&core, job).await;
     }
 }

@@ -121,8 +121,18 @@ pub(crate) struct Core {
 impl Core {
     /// Queues an attempt record for the group commit.
     pub async fn record(&self, record: AttemptRecord) {
-        if self.writes.send(Op::Record { record, reply: None }).await.is_err() {
-            tracing::warn!("the writer has stopped; the lease will expire and the delivery be retried");
+        if self
+            .writes
+            .send(Op::Record {
+                record,
+                reply: None,
+            })
+            .await
+            .is_err()
+        {
+            tracing::warn!(
+                "the writer has stopped; the lease will expire and the delivery be retried"
+            );
         }
     }
 
@@ -143,12 +153,15 @@ impl Core {
     pub fn lease_until(&self, webhook: &Webhook, now: Timestamp) -> Timestamp {
         let rounds = (self.config.lane_queue / self.config.lane_concurrency.max(1)) as u32 + 2;
         let span = webhook.timeout.duration() * rounds + Duration::from_secs(30);
-        time::from_millis(now.timestamp_millis() + i64::try_from(span.as_millis()).unwrap_or(i64::MAX / 2))
+        time::from_millis(
+            now.timestamp_millis() + i64::try_from(span.as_millis()).unwrap_or(i64::MAX / 2),
+        )
     }
 
     /// Notes that some webhook changed (status, settings): caches reload.
     pub fn bump(&self) {
-        self.generation.fetch_add(1, std::sync::atomic::Ordering::AcqRel);
+        self.generation
+            .fetch_add(1, std::sync::atomic::Ordering::AcqRel);
     }
 
     /// A webhook went out of order in a commit: stop its lane and tell the system project.
@@ -159,7 +172,9 @@ impl Core {
         self.release_later(drained);
         let core = self.clone();
         tokio::spawn(async move {
-            let Ok(w) = core.store.webhook(&webhook).await else { return };
+            let Ok(w) = core.store.webhook(&webhook).await else {
+                return;
+            };
             tracing::warn!(webhook_id = %w.id, reason = w.status_reason.as_deref().unwrap_or(""), "webhook went out of order");
             let event = Event {
                 id: EventId::generate(),
@@ -190,29 +205,54 @@ fn out_of_order_type() -> EventTypeName {
 /// Publishes to the event's project, matching its active webhooks.
 async fn publish_matching(core: &Arc<Core>, event: Event) -> Result<Published, EngineError> {
     let webhooks = core.store.active_webhooks(&event.project_id).await?;
-    let matching = webhooks.into_iter().filter(|w| w.filter.matches(&event.event_type)).collect();
+    let matching = webhooks
+        .into_iter()
+        .filter(|w| w.filter.matches(&event.event_type))
+        .collect();
     publish(core, event, matching).await
 }
 
-async fn publish(core: &Arc<Core>, event: Event, webhooks: Vec<Webhook>) -> Result<Published, EngineError> {
+async fn publish(
+    core: &Arc<Core>,
+    event: Event,
+    webhooks: Vec<Webhook>,
+) -> Result<Published, EngineError> {
     let now = event.created_at;
     let shared = Arc::new(event.clone());
     let mut deliveries = Vec::with_capacity(webhooks.len());
     let mut jobs = Vec::new();
     for webhook in &webhooks {
-        let delivery = Delivery::new(event.project_id.clone(), event.id.clone(), webhook.id.clone(), now);
-        let lease = (core.dispatcher.room(&webhook.id) > 0 && !core.shutdown.is_cancelled()).then(|| Lease {
-            owner: core.config.node_id.clone(),
-            until: core.lease_until(webhook, now),
-        });
+        let delivery = Delivery::new(
+            event.project_id.clone(),
+            event.id.clone(),
+            webhook.id.clone(),
+            now,
+        );
+        let lease =
+            (core.dispatcher.room(&webhook.id) > 0 && !core.shutdown.is_cancelled()).then(|| {
+                Lease {
+                    owner: core.config.node_id.clone(),
+                    until: core.lease_until(webhook, now),
+                }
+            });
         if lease.is_some() {
-            jobs.push(Job { delivery: delivery.clone(), event: shared.clone() });
+            jobs.push(Job {
+                delivery: delivery.clone(),
+                event: shared.clone(),
+            });
         }
         deliveries.push((delivery, lease));
     }
     let (reply, answer) = oneshot::channel();
-    let op = Op::Publish { publish: NewPublish { event, deliveries }, jobs, reply };
-    core.writes.send(op).await.map_err(|_| EngineError::ShuttingDown)?;
+    let op = Op::Publish {
+        publish: NewPublish { event, deliveries },
+        jobs,
+        reply,
+    };
+    core.writes
+        .send(op)
+        .await
+        .map_err(|_| EngineError::ShuttingDown)?;
     Ok(answer.await.map_err(|_| EngineError::ShuttingDown)??)
 }
 
@@ -228,18 +268,27 @@ impl Engine {
         if store.backend() == "sqlite" {
             let freed = store.release_all_leases().await?;
             if freed > 0 {
-                tracing::info!(deliveries = freed, "took back deliveries leased by a previous run");
+                tracing::info!(
+                    deliveries = freed,
+                    "took back deliveries leased by a previous run"
+                );
             }
         }
         let system_project = ensure_system_project(store.as_ref(), &config.system_project).await?;
         let sender = Sender::new(
-            DestinationPolicy { allowed: config.allowed_networks.clone() },
+            DestinationPolicy {
+                allowed: config.allowed_networks.clone(),
+            },
             config.allow_http,
             config.lane_concurrency.max(8),
         )?;
         let (writes, queue) = mpsc::channel(config.max_batch * 8);
         let core = Arc::new(Core {
-            dispatcher: Dispatcher::new(config.global_concurrency, config.lane_concurrency, config.lane_queue),
+            dispatcher: Dispatcher::new(
+                config.global_concurrency,
+                config.lane_concurrency,
+                config.lane_queue,
+            ),
             cache: WebhookCache::new(Duration::from_secs(2)),
             store,
             config,
@@ -256,12 +305,19 @@ impl Engine {
             tokio::spawn(crate::pruner::run(core.clone())),
         ];
         core.wake.notify_one();
-        Ok(Self { core, tasks: Arc::new(std::sync::Mutex::new(tasks)) })
+        Ok(Self {
+            core,
+            tasks: Arc::new(std::sync::Mutex::new(tasks)),
+        })
     }
 
     /// Commits the event with one delivery per webhook given (the caller has matched them),
     /// answering once it is durable; the deliveries are then sent from memory.
-    pub async fn publish(&self, event: Event, webhooks: Vec<Webhook>) -> Result<Published, EngineError> {
+    pub async fn publish(
+        &self,
+        event: Event,
+        webhooks: Vec<Webhook>,
+    ) -> Result<Published, EngineError> {
         publish(&self.core, event, webhooks).await
     }
 
@@ -279,9 +335,13 @@ impl Engine {
         let now = time::now();
         let name = match (event_type, trigger) {
             (Some(name), _) => name,
-            (None, AttemptTrigger::Validation) => EventTypeName::parse(&core.config.validation_event)
-                .unwrap_or_else(|_| out_of_order_type()),
-            (None, _) => EventTypeName::parse("webhook.test").unwrap_or_else(|_| out_of_order_type()),
+            (None, AttemptTrigger::Validation) => {
+                EventTypeName::parse(&core.config.validation_event)
+                    .unwrap_or_else(|_| out_of_order_type())
+            }
+            (None, _) => {
+                EventTypeName::parse("webhook.test").unwrap_or_else(|_| out_of_order_type())
+            }
         };
         let event = Event {
             id: EventId::generate(),
@@ -292,13 +352,28 @@ impl Engine {
             actor: None,
             created_at: now,
         };
-        let delivery = Delivery::new(webhook.project_id.clone(), event.id.clone(), webhook.id.clone(), now);
+        let delivery = Delivery::new(
+            webhook.project_id.clone(),
+            event.id.clone(),
+            webhook.id.clone(),
+            now,
+        );
         // Leased to this node, but not handed to a lane: it is sent right here.
-        let lease = Lease { owner: core.config.node_id.clone(), until: core.lease_until(webhook, now) };
+        let lease = Lease {
+            owner: core.config.node_id.clone(),
+            until: core.lease_until(webhook, now),
+        };
         let (reply, answer) = oneshot::channel();
-        let publish = NewPublish { event: event.clone(), deliveries: vec![(delivery.clone(), Some(lease))] };
+        let publish = NewPublish {
+            event: event.clone(),
+            deliveries: vec![(delivery.clone(), Some(lease))],
+        };
         core.writes
-            .send(Op::Publish { publish, jobs: Vec::new(), reply })
+            .send(Op::Publish {
+                publish,
+                jobs: Vec::new(),
+                reply,
+            })
             .await
             .map_err(|_| EngineError::ShuttingDown)?;
         answer.await.map_err(|_| EngineError::ShuttingDown)??;
@@ -308,7 +383,10 @@ impl Engine {
             policy: core.config.default_retry.clone(),
             last: std::sync::Mutex::new((None, None)),
         };
-        let job = Job { delivery, event: Arc::new(event) };
+        let job = Job {
+            delivery,
+            event: Arc::new(event),
+        };
         let (attempt, outcome) = crate::attempt::try_once(core, &entry, &job, trigger).await;
         let webhook_change = if attempt.succeeded {
             match trigger {
@@ -331,7 +409,11 @@ impl Engine {
         };
         let record = AttemptRecord {
             event_id: job.event.id.clone(),
-            delivery_status: if attempt.succeeded { DeliveryStatus::Succeeded } else { DeliveryStatus::Failed },
+            delivery_status: if attempt.succeeded {
+                DeliveryStatus::Succeeded
+            } else {
+                DeliveryStatus::Failed
+            },
             next_attempt_at: None,
             webhook_change,
             delivery_exhausted: false,
@@ -340,7 +422,10 @@ impl Engine {
         };
         let (reply, answer) = oneshot::channel();
         core.writes
-            .send(Op::Record { record, reply: Some(reply) })
+            .send(Op::Record {
+                record,
+                reply: Some(reply),
+            })
             .await
             .map_err(|_| EngineError::ShuttingDown)?;
         answer.await.map_err(|_| EngineError::ShuttingDown)??;
@@ -356,7 +441,8 @@ impl Engine {
         core.cache.invalidate(id);
         let id = id.clone();
         tokio::spawn(async move {
-            let active = matches!(core.store.webhook(&id).await, Ok(w) if w.status == WebhookStatus::Active);
+            let active =
+                matches!(core.store.webhook(&id).await, Ok(w) if w.status == WebhookStatus::Active);
             if active {
                 core.wake.notify_one();
             } else {
@@ -369,7 +455,9 @@ impl Engine {
     /// Changes whenever a webhook changed through this node (created, updated, disabled, gone
     /// out of order, deleted): a cache of webhooks taken at another value is stale.
     pub fn webhooks_generation(&self) -> u64 {
-        self.core.generation.load(std::sync::atomic::Ordering::Acquire)
+        self.core
+            .generation
+            .load(std::sync::atomic::Ordering::Acquire)
     }
 
     /// Looks for due work now rather than at the next poll (after a replay, say).
@@ -397,17 +485,31 @@ impl Engine {
         core.shutdown.cancel();
         let queued = core.dispatcher.stop();
         if !queued.is_empty()
-            && let Err(e) = core.store.release(&queued).await {
-                tracing::warn!(error = %e, "could not give back queued leases; they will expire");
-            }
-        if tokio::time::timeout(core.config.shutdown_deadline, core.dispatcher.tracker.wait()).await.is_err() {
-            tracing::warn!("sends still in flight at the shutdown deadline; their leases will expire");
+            && let Err(e) = core.store.release(&queued).await
+        {
+            tracing::warn!(error = %e, "could not give back queued leases; they will expire");
+        }
+        if tokio::time::timeout(
+            core.config.shutdown_deadline,
+            core.dispatcher.tracker.wait(),
+        )
+        .await
+        .is_err()
+        {
+            tracing::warn!(
+                "sends still in flight at the shutdown deadline; their leases will expire"
+            );
         }
         let (done, stopped) = oneshot::channel();
         if core.writes.send(Op::Stop(done)).await.is_ok() {
             let _ = stopped.await;
         }
-        let tasks: Vec<JoinHandle<()>> = std::mem::take(&mut *self.tasks.lock().unwrap_or_else(std::sync::PoisonError::into_inner));
+        let tasks: Vec<JoinHandle<()>> = std::mem::take(
+            &mut *self
+                .tasks
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner),
+        );
         for task in tasks {
             task.abort();
         }
@@ -416,7 +518,10 @@ impl Engine {
 
 /// The project operational events go to, with the event types users can subscribe to.
 async fn ensure_system_project(store: &dyn Store, name: &str) -> Result<ProjectId, EngineError> {
-    let name = ProjectName::parse(name).map_err(|e| StoreError::Corrupt { what: "system project name", source: Box::new(e) })?;
+    let name = ProjectName::parse(name).map_err(|e| StoreError::Corrupt {
+        what: "system project name",
+        source: Box::new(e),
+    })?;
     let project = match store.project_by_name(&name).await {
         Ok(p) => p,
         Err(StoreError::NotFound { .. }) => {

@@ -116,7 +116,10 @@ impl reqwest::dns::Resolve for GuardedResolver {
             let addrs: Vec<SocketAddr> = tokio::net::lookup_host((host.as_str(), 0))
                 .await
                 .map_err(|source| -> Box<dyn std::error::Error + Send + Sync> {
-                    Box::new(DnsFailure { name: host.clone(), source })
+                    Box::new(DnsFailure {
+                        name: host.clone(),
+                        source,
+                    })
                 })?
                 .collect();
             let mut refused = None;
@@ -152,7 +155,11 @@ mod tests {
     use super::*;
 
     fn refused(url: &str) -> bool {
-        check_url(&DestinationPolicy::default(), &url::Url::parse(url).unwrap()).is_err()
+        check_url(
+            &DestinationPolicy::default(),
+            &url::Url::parse(url).unwrap(),
+        )
+        .is_err()
     }
 
     #[test]
@@ -179,14 +186,20 @@ mod tests {
         ] {
             assert!(refused(url), "{url} should be refused");
         }
-        for url in ["http://93.184.216.34/", "http://[2606:2800:220:1::1]/", "https://example.com/"] {
+        for url in [
+            "http://93.184.216.34/",
+            "http://[2606:2800:220:1::1]/",
+            "https://example.com/",
+        ] {
             assert!(!refused(url), "{url} should be allowed");
         }
     }
 
     #[test]
     fn allowed_networks_are_let_through() {
-        let policy = DestinationPolicy { allowed: vec!["127.0.0.0/8".parse().unwrap()] };
+        let policy = DestinationPolicy {
+            allowed: vec!["127.0.0.0/8".parse().unwrap()],
+        };
         assert!(policy.check("127.0.0.1".parse().unwrap()).is_ok());
         assert!(policy.check("::ffff:127.0.0.1".parse().unwrap()).is_ok());
         assert!(policy.check("10.0.0.1".parse().unwrap()).is_err());

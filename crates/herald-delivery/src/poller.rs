@@ -33,19 +33,34 @@ pub(crate) async fn poll_once(core: &Arc<Core>) -> herald_store::StoreResult<usi
         if room == 0 {
             continue;
         }
-        let Some(entry) = core.cache.get(core.store.as_ref(), &core.config.default_retry, &webhook).await? else {
+        let Some(entry) = core
+            .cache
+            .get(core.store.as_ref(), &core.config.default_retry, &webhook)
+            .await?
+        else {
             continue;
         };
         if entry.webhook.status != WebhookStatus::Active {
             continue;
         }
-        let lease = Lease { owner: core.config.node_id.clone(), until: core.lease_until(&entry.webhook, now) };
+        let lease = Lease {
+            owner: core.config.node_id.clone(),
+            until: core.lease_until(&entry.webhook, now),
+        };
         let jobs: Vec<Job> = core
             .store
-            .claim_due(&webhook, &lease, now, u32::try_from(room).unwrap_or(u32::MAX))
+            .claim_due(
+                &webhook,
+                &lease,
+                now,
+                u32::try_from(room).unwrap_or(u32::MAX),
+            )
             .await?
             .into_iter()
-            .map(|c| Job { delivery: c.delivery, event: Arc::new(c.event) })
+            .map(|c| Job {
+                delivery: c.delivery,
+                event: Arc::new(c.event),
+            })
             .collect();
         claimed += jobs.len();
         core.dispatcher.submit(core, jobs);

@@ -17,7 +17,15 @@ pub(crate) async fn run(core: Arc<Core>) {
         }
         let mut total = 0;
         loop {
-            match core.store.prune(time::now(), core.config.retention_days, core.config.prune_batch).await {
+            match core
+                .store
+                .prune(
+                    time::now(),
+                    core.config.retention_days,
+                    core.config.prune_batch,
+                )
+                .await
+            {
                 Ok(n) => {
                     total += n;
                     if n < u64::from(core.config.prune_batch) || core.shutdown.is_cancelled() {

@@ -29,7 +29,11 @@ pub struct Outcome {
 
 impl Outcome {
     pub fn succeeded(&self) -> bool {
-        self.error.is_none() && self.response.as_ref().is_some_and(|r| (200..300).contains(&r.status))
+        self.error.is_none()
+            && self
+                .response
+                .as_ref()
+                .is_some_and(|r| (200..300).contains(&r.status))
     }
 
     pub fn status(&self) -> Option<u16> {
@@ -46,17 +50,27 @@ pub struct Sender {
 }
 
 impl Sender {
-    pub fn new(policy: DestinationPolicy, allow_http: bool, max_idle_per_host: usize) -> reqwest::Result<Self> {
+    pub fn new(
+        policy: DestinationPolicy,
+        allow_http: bool,
+        max_idle_per_host: usize,
+    ) -> reqwest::Result<Self> {
         let policy = Arc::new(policy);
         let client = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
-            .dns_resolver(Arc::new(GuardedResolver { policy: policy.clone() }))
+            .dns_resolver(Arc::new(GuardedResolver {
+                policy: policy.clone(),
+            }))
             .pool_max_idle_per_host(max_idle_per_host)
             .pool_idle_timeout(Duration::from_secs(90))
             .tcp_nodelay(true)
             .connect_timeout(Duration::from_secs(10))
             .build()?;
-        Ok(Self { client, policy, allow_http })
+        Ok(Self {
+            client,
+            policy,
+            allow_http,
+        })
     }
 
     /// Sends `request`, giving up after `timeout` (connecting, sending and reading all count).
@@ -64,7 +78,10 @@ impl Sender {
         let started = Instant::now();
         let refused = |message: String| Outcome {
             response: None,
-            error: Some(AttemptError { kind: ErrorKind::RefusedByPolicy, message }),
+            error: Some(AttemptError {
+                kind: ErrorKind::RefusedByPolicy,
+                message,
+            }),
             retry_after: None,
             duration: started.elapsed(),
         };
@@ -91,7 +108,12 @@ impl Sender {
             let headers = response
                 .headers()
                 .iter()
-                .map(|(k, v)| (k.as_str().to_owned(), String::from_utf8_lossy(v.as_bytes()).into_owned()))
+                .map(|(k, v)| {
+                    (
+                        k.as_str().to_owned(),
+                        String::from_utf8_lossy(v.as_bytes()).into_owned(),
+                    )
+                })
                 .collect();
             let retry_after = if status == 429 || status == 503 {
                 response
@@ -114,7 +136,12 @@ impl Sender {
                 body.extend_from_slice(&chunk);
             }
             Ok::<_, reqwest::Error>((
-                ReceivedResponse { status, headers, body: String::from_utf8_lossy(&body).into_owned(), truncated },
+                ReceivedResponse {
+                    status,
+                    headers,
+                    body: String::from_utf8_lossy(&body).into_owned(),
+                    truncated,
+                },
                 retry_after,
             ))
         };
@@ -139,7 +166,12 @@ impl Sender {
                     kind: ErrorKind::Status,
                     message: format!("the receiver answered {}", response.status),
                 });
-                Outcome { response: Some(response), error, retry_after, duration: started.elapsed() }
+                Outcome {
+                    response: Some(response),
+                    error,
+                    retry_after,
+                    duration: started.elapsed(),
+                }
             }
         }
     }
@@ -152,21 +184,31 @@ fn chrono_now() -> i64 {
 /// Names the failure by walking the error's causes.
 fn classify(error: &reqwest::Error) -> AttemptError {
     let mut chain = error.to_string();
-    let mut kind = if error.is_timeout() { ErrorKind::Timeout } else { ErrorKind::Connect };
+    let mut kind = if error.is_timeout() {
+        ErrorKind::Timeout
+    } else {
+        ErrorKind::Connect
+    };
     let mut source = error.source();
     while let Some(cause) = source {
         chain.push_str(": ");
         chain.push_str(&cause.to_string());
         if cause.downcast_ref::<Refused>().is_some() {
             kind = ErrorKind::RefusedByPolicy;
-        } else if cause.downcast_ref::<DnsFailure>().is_some() && kind != ErrorKind::RefusedByPolicy {
+        } else if cause.downcast_ref::<DnsFailure>().is_some() && kind != ErrorKind::RefusedByPolicy
+        {
             kind = ErrorKind::Dns;
         }
         source = cause.source();
     }
     let lower = chain.to_ascii_lowercase();
-    if kind == ErrorKind::Connect && (lower.contains("certificate") || lower.contains("tls") || lower.contains("handshake")) {
+    if kind == ErrorKind::Connect
+        && (lower.contains("certificate") || lower.contains("tls") || lower.contains("handshake"))
+    {
         kind = ErrorKind::Tls;
     }
-    AttemptError { kind, message: chain }
+    AttemptError {
+        kind,
+        message: chain,
+    }
 }

@@ -35,7 +35,9 @@ pub(crate) async fn run(core: Arc<Core>, mut queue: mpsc::Receiver<Op>) {
     let max = core.config.max_batch;
     let mut batch = Vec::with_capacity(max);
     loop {
-        let Some(first) = queue.recv().await else { return };
+        let Some(first) = queue.recv().await else {
+            return;
+        };
         batch.push(first);
         while batch.len() < max {
             match queue.try_recv() {
@@ -67,7 +69,11 @@ async fn commit(core: &Arc<Core>, ops: Vec<Op>) {
     let mut after_record = Vec::new();
     for op in ops {
         match op {
-            Op::Publish { publish, jobs, reply } => {
+            Op::Publish {
+                publish,
+                jobs,
+                reply,
+            } => {
                 publishes.push(publish);
                 after_publish.push((jobs, reply));
             }
@@ -107,8 +113,17 @@ async fn commit(core: &Arc<Core>, ops: Vec<Op>) {
             let singles = publishes
                 .into_iter()
                 .zip(after_publish)
-                .map(|(publish, (jobs, reply))| Op::Publish { publish, jobs, reply })
-                .chain(records.into_iter().zip(after_record).map(|(record, reply)| Op::Record { record, reply }));
+                .map(|(publish, (jobs, reply))| Op::Publish {
+                    publish,
+                    jobs,
+                    reply,
+                })
+                .chain(
+                    records
+                        .into_iter()
+                        .zip(after_record)
+                        .map(|(record, reply)| Op::Record { record, reply }),
+                );
             for op in singles.collect::<Vec<_>>() {
                 Box::pin(commit(core, vec![op])).await;
             }
@@ -117,8 +132,17 @@ async fn commit(core: &Arc<Core>, ops: Vec<Op>) {
             let ops = publishes
                 .into_iter()
                 .zip(after_publish)
-                .map(|(publish, (jobs, reply))| Op::Publish { publish, jobs, reply })
-                .chain(records.into_iter().zip(after_record).map(|(record, reply)| Op::Record { record, reply }))
+                .map(|(publish, (jobs, reply))| Op::Publish {
+                    publish,
+                    jobs,
+                    reply,
+                })
+                .chain(
+                    records
+                        .into_iter()
+                        .zip(after_record)
+                        .map(|(record, reply)| Op::Record { record, reply }),
+                )
                 .collect();
             fail(ops, e);
         }
@@ -138,8 +162,13 @@ fn fail(ops: Vec<Op>, error: StoreError) {
                     source: message.clone().into(),
                 }));
             }
-            Op::Record { reply: Some(reply), .. } => {
-                let _ = reply.send(Err(StoreError::Corrupt { what: "attempt", source: message.clone().into() }));
+            Op::Record {
+                reply: Some(reply), ..
+            } => {
+                let _ = reply.send(Err(StoreError::Corrupt {
+                    what: "attempt",
+                    source: message.clone().into(),
+                }));
             }
             Op::Record { reply: None, .. } | Op::Stop(_) => {}
         }

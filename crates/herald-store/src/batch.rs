@@ -28,7 +28,9 @@ pub(crate) struct StatsDelta {
 }
 
 /// Folds records (in order) into one delta per webhook.
-pub(crate) fn fold<'a>(records: impl IntoIterator<Item = &'a AttemptRecord>) -> BTreeMap<WebhookId, StatsDelta> {
+pub(crate) fn fold<'a>(
+    records: impl IntoIterator<Item = &'a AttemptRecord>,
+) -> BTreeMap<WebhookId, StatsDelta> {
     let mut out: BTreeMap<WebhookId, StatsDelta> = BTreeMap::new();
     for r in records {
         let a = &r.attempt;
@@ -81,11 +83,17 @@ mod tests {
 
     #[test]
     fn thresholds_by_count_and_by_time() {
-        let rule = OutOfOrderRule { after_failed_deliveries: Some(3), after_hours: Some(2) };
+        let rule = OutOfOrderRule {
+            after_failed_deliveries: Some(3),
+            after_hours: Some(2),
+        };
         assert!(!is_out_of_order(&rule, 2, Some(0), 3_600_000));
         assert!(is_out_of_order(&rule, 3, None, 0));
         assert!(is_out_of_order(&rule, 0, Some(0), 7_200_000));
-        let never = OutOfOrderRule { after_failed_deliveries: None, after_hours: None };
+        let never = OutOfOrderRule {
+            after_failed_deliveries: None,
+            after_hours: None,
+        };
         assert!(!is_out_of_order(&never, 1000, Some(0), i64::MAX / 2));
     }
 }

@@ -21,21 +21,21 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use herald_core::api_key::ApiKey;
+use herald_core::attempt::Attempt;
 use herald_core::delivery::Delivery;
+use herald_core::delivery::DeliveryStatus;
 use herald_core::event::{Event, EventId};
 use herald_core::event_type::{EventType, EventTypeName};
 use herald_core::id::{ApiKeyId, ProjectId, WebhookId};
+use herald_core::id::{AttemptId, DeliveryId};
 use herald_core::page::{Page, PageRequest};
 use herald_core::project::{Project, ProjectName};
 use herald_core::secret::SigningSecret;
-use herald_core::attempt::Attempt;
-use herald_core::delivery::DeliveryStatus;
-use herald_core::id::{AttemptId, DeliveryId};
 use herald_core::time::Timestamp;
 use herald_core::webhook::{Webhook, WebhookStatus};
 
-pub mod postgres;
 mod batch;
+pub mod postgres;
 mod rows;
 pub mod sqlite;
 #[cfg(feature = "testing")]
@@ -324,7 +324,11 @@ pub trait Store: Send + Sync + fmt::Debug {
     async fn release_all_leases(&self) -> StoreResult<u64>;
 
     /// Webhooks with deliveries due at `now` and no live lease: where a poll should look.
-    async fn webhooks_with_due_work(&self, now: Timestamp, limit: u32) -> StoreResult<Vec<WebhookId>>;
+    async fn webhooks_with_due_work(
+        &self,
+        now: Timestamp,
+        limit: u32,
+    ) -> StoreResult<Vec<WebhookId>>;
 
     async fn delivery(&self, id: &DeliveryId) -> StoreResult<Delivery>;
     /// A webhook's deliveries in the given statuses (all statuses when empty), newest first.
@@ -337,10 +341,19 @@ pub trait Store: Send + Sync + fmt::Debug {
     /// Makes a delivery due now again, whatever its state (its id and attempt count stay).
     async fn replay_delivery(&self, id: &DeliveryId, now: Timestamp) -> StoreResult<Delivery>;
     /// Makes every failed delivery of the webhook created since `since` due now; returns how many.
-    async fn replay_failed(&self, webhook: &WebhookId, since: Timestamp, now: Timestamp) -> StoreResult<u64>;
+    async fn replay_failed(
+        &self,
+        webhook: &WebhookId,
+        since: Timestamp,
+        now: Timestamp,
+    ) -> StoreResult<u64>;
 
     async fn attempt(&self, id: &AttemptId) -> StoreResult<Attempt>;
-    async fn list_attempts(&self, query: &AttemptQuery, page: &PageRequest) -> StoreResult<Page<Attempt>>;
+    async fn list_attempts(
+        &self,
+        query: &AttemptQuery,
+        page: &PageRequest,
+    ) -> StoreResult<Page<Attempt>>;
     async fn webhook_stats(&self, webhook: &WebhookId) -> StoreResult<WebhookStats>;
 
     /// Deletes up to `limit` events (with their deliveries and attempts) older than their

@@ -5,17 +5,17 @@
 //! [`StoreError::Corrupt`] rather than a panic.
 
 use herald_core::api_key::ApiKey;
+use herald_core::attempt::{
+    Attempt, AttemptError, AttemptTrigger, ErrorKind, ReceivedResponse, SentRequest,
+};
 use herald_core::auth::Role;
 use herald_core::delivery::{Delivery, DeliveryStatus};
 use herald_core::event::{Actor, Event, EventId};
 use herald_core::event_type::{EventSchema, EventType, EventTypeName};
 use herald_core::filter::{EventFilter, EventPattern};
+use herald_core::id::AttemptId;
 use herald_core::id::{ApiKeyId, DeliveryId, ProjectId, WebhookId};
 use herald_core::page::Cursor;
-use herald_core::attempt::{
-    Attempt, AttemptError, AttemptTrigger, ErrorKind, ReceivedResponse, SentRequest,
-};
-use herald_core::id::AttemptId;
 use herald_core::project::{Project, ProjectName, ProjectSettings};
 use herald_core::secret::SigningSecret;
 use herald_core::shape::{Format, Preset, Shape, SigningScheme};

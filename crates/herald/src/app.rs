@@ -131,7 +131,10 @@ fn engine_config(config: &Config, address: SocketAddr) -> anyhow::Result<EngineC
         lane_queue: config.lane_queue,
         global_concurrency: config.global_concurrency,
         poll_interval: Duration::from_millis(config.poll_interval_ms),
-        api_url: config.public_url.clone().unwrap_or_else(|| format!("http://{address}/v1/")),
+        api_url: config
+            .public_url
+            .clone()
+            .unwrap_or_else(|| format!("http://{address}/v1/")),
         allow_http: config.allow_http,
         allowed_networks: config.networks()?,
         retention_days: config.retention_days,
@@ -175,7 +178,10 @@ pub fn shutdown_on_signals() -> CancellationToken {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{SignalKind, signal};
-        let streams = (signal(SignalKind::interrupt()), signal(SignalKind::terminate()));
+        let streams = (
+            signal(SignalKind::interrupt()),
+            signal(SignalKind::terminate()),
+        );
         tokio::spawn(async move {
             match streams {
                 (Ok(mut interrupt), Ok(mut terminate)) => {
@@ -185,7 +191,9 @@ pub fn shutdown_on_signals() -> CancellationToken {
                     }
                 }
                 _ => {
-                    tracing::warn!("could not install signal handlers; falling back to Ctrl-C only");
+                    tracing::warn!(
+                        "could not install signal handlers; falling back to Ctrl-C only"
+                    );
                     let _ = tokio::signal::ctrl_c().await;
                 }
             }

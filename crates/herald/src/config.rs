@@ -220,7 +220,12 @@ pub struct ServeArgs {
     pub public_url: Option<String>,
     /// A non-public network (CIDR) deliveries may go to anyway; repeat or comma-separate.
     /// Private, loopback and link-local destinations are refused otherwise.
-    #[arg(long = "allow-network", env = "HERALD_ALLOW_NETWORKS", value_name = "CIDR", value_delimiter = ',')]
+    #[arg(
+        long = "allow-network",
+        env = "HERALD_ALLOW_NETWORKS",
+        value_name = "CIDR",
+        value_delimiter = ','
+    )]
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub allow_networks: Vec<String>,
     /// Concurrent sends per webhook [default: 4].
@@ -308,21 +313,36 @@ impl Config {
             ("global_concurrency", self.global_concurrency),
         ] {
             if !(1..=100_000).contains(&n) {
-                return Err(ConfigError::Invalid { field, message: "must be between 1 and 100000".into() });
+                return Err(ConfigError::Invalid {
+                    field,
+                    message: "must be between 1 and 100000".into(),
+                });
             }
         }
         if !(1..=3650).contains(&self.retention_days) {
-            return Err(ConfigError::Invalid { field: "retention_days", message: "must be between 1 and 3650".into() });
+            return Err(ConfigError::Invalid {
+                field: "retention_days",
+                message: "must be between 1 and 3650".into(),
+            });
         }
         if !(10..=3_600_000).contains(&self.poll_interval_ms) {
-            return Err(ConfigError::Invalid { field: "poll_interval_ms", message: "must be between 10 and 3600000".into() });
+            return Err(ConfigError::Invalid {
+                field: "poll_interval_ms",
+                message: "must be between 10 and 3600000".into(),
+            });
         }
         if herald_core::event_type::EventTypeName::parse(&self.validation_event).is_err() {
-            return Err(ConfigError::Invalid { field: "validation_event", message: "must be a valid event type name".into() });
+            return Err(ConfigError::Invalid {
+                field: "validation_event",
+                message: "must be a valid event type name".into(),
+            });
         }
         self.rotation_grace()?;
         if let Some(url) = &self.public_url {
-            url::Url::parse(url).map_err(|e| ConfigError::Invalid { field: "public_url", message: e.to_string() })?;
+            url::Url::parse(url).map_err(|e| ConfigError::Invalid {
+                field: "public_url",
+                message: e.to_string(),
+            })?;
         }
         if let Some(key) = &self.admin_key {
             let key = key.expose_secret();

@@ -132,7 +132,10 @@ pub async fn publish(
     let known = state
         .lookups
         .event_types
-        .get_or_load(&(project.id.clone(), event_type.as_str().to_owned()), state.store.event_type(&project.id, &event_type))
+        .get_or_load(
+            &(project.id.clone(), event_type.as_str().to_owned()),
+            state.store.event_type(&project.id, &event_type),
+        )
         .await;
     let known = match known {
         Ok(t) => t,
@@ -166,10 +169,17 @@ pub async fn publish(
         .lookups
         .webhooks
         .get_fresh(&project.id, |(seen, _)| *seen == generation, async {
-            Ok::<_, StoreError>((generation, Arc::new(state.store.active_webhooks(&project.id).await?)))
+            Ok::<_, StoreError>((
+                generation,
+                Arc::new(state.store.active_webhooks(&project.id).await?),
+            ))
         })
         .await?;
-    let matching = active.iter().filter(|w| w.filter.matches(&event.event_type)).cloned().collect();
+    let matching = active
+        .iter()
+        .filter(|w| w.filter.matches(&event.event_type))
+        .cloned()
+        .collect();
     match state.engine.publish(event.clone(), matching).await? {
         Published::Created => {
             tracing::debug!(event_id = event.id.as_str(), "published");

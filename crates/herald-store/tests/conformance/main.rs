@@ -7,11 +7,15 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use herald_core::api_key::ApiKey;
+use herald_core::attempt::{
+    Attempt, AttemptError, AttemptTrigger, ErrorKind, ReceivedResponse, SentRequest,
+};
 use herald_core::auth::Role;
 use herald_core::delivery::{Delivery, DeliveryStatus};
 use herald_core::event::{Actor, Event, EventId};
 use herald_core::event_type::{EventSchema, EventType, EventTypeName};
 use herald_core::filter::EventFilter;
+use herald_core::id::AttemptId;
 use herald_core::id::{ProjectId, WebhookId};
 use herald_core::page::PageRequest;
 use herald_core::project::{Project, ProjectName};
@@ -23,10 +27,6 @@ use herald_core::webhook::{
     WebhookStatus,
 };
 use herald_store::testing::TestDatabase;
-use herald_core::attempt::{
-    Attempt, AttemptError, AttemptTrigger, ErrorKind, ReceivedResponse, SentRequest,
-};
-use herald_core::id::AttemptId;
 use herald_store::{
     AttemptQuery, AttemptRecord, Claimed, Lease, NewPublish, OutOfOrderRule, Published,
     StatusChange, Store, StoreError, WebhookQuery,
@@ -130,7 +130,10 @@ async fn projects(store: &dyn Store) {
     assert_eq!(store.project(&a.id).await.unwrap(), renamed);
     let mut clash = renamed.clone();
     clash.name = b.name.clone();
-    assert!(matches!(store.update_project(&clash).await, Err(StoreError::Conflict { .. })));
+    assert!(matches!(
+        store.update_project(&clash).await,
+        Err(StoreError::Conflict { .. })
+    ));
     let mut ghost = renamed.clone();
     ghost.id = ProjectId::new();
     ghost.name = ProjectName::parse("ghost").unwrap();
@@ -491,9 +494,20 @@ async fn publishing(store: &dyn Store) {
 
     // A delivery for a webhook deleted since matching is dropped; the event is kept.
     let ghost = event(&p.id, "ghost", "environment.created", 40);
-    let gone = vec![Delivery::new(p.id.clone(), ghost.id.clone(), WebhookId::new(), ghost.created_at)];
-    assert_eq!(store.publish(&ghost, &gone).await.unwrap(), Published::Created);
-    let none = store.list_event_deliveries(&p.id, &ghost.id, &PageRequest::default()).await.unwrap();
+    let gone = vec![Delivery::new(
+        p.id.clone(),
+        ghost.id.clone(),
+        WebhookId::new(),
+        ghost.created_at,
+    )];
+    assert_eq!(
+        store.publish(&ghost, &gone).await.unwrap(),
+        Published::Created
+    );
+    let none = store
+        .list_event_deliveries(&p.id, &ghost.id, &PageRequest::default())
+        .await
+        .unwrap();
     assert!(none.items.is_empty());
 
     // Deleting the project removes everything in it.
@@ -541,7 +555,10 @@ fn attempt(d: &Delivery, number: u32, ms: i64, ok: bool) -> Attempt {
             body: "body".into(),
             truncated: false,
         }),
-        error: (!ok).then(|| AttemptError { kind: ErrorKind::Status, message: "500".into() }),
+        error: (!ok).then(|| AttemptError {
+            kind: ErrorKind::Status,
+            message: "500".into(),
+        }),
         succeeded: ok,
     }
 }
@@ -562,7 +579,10 @@ fn record(d: &Delivery, a: Attempt, status: DeliveryStatus, next: Option<i64>) -
 }
 
 fn lease(owner: &str, until: i64) -> Lease {
-    Lease { owner: owner.into(), until: at(until) }
+    Lease {
+        owner: owner.into(),
+        until: at(until),
+    }
 }
 
 async fn delivery_engine(store: &dyn Store) {
@@ -576,44 +596,128 @@ async fn delivery_engine(store: &dyn Store) {
     // Leased at publish: nobody else may claim it until the lease ends.
     let e1 = event(&p.id, "e1", "a.b", 100);
     let d1 = Delivery::new(p.id.clone(), e1.id.clone(), w.id.clone(), e1.created_at);
-    let publish = NewPublish { event: e1.clone(), deliveries: vec![(d1.clone(), Some(lease("node-a", 10_000)))] };
+    let publish = NewPublish {
+        event: e1.clone(),
+        deliveries: vec![(d1.clone(), Some(lease("node-a", 10_000)))],
+    };
     let done = store.commit(&[publish], &[], at(100)).await.unwrap();
     assert_eq!(done.published, vec![Published::Created]);
-    assert!(store.claim_due(&w.id, &lease("node-b", 20_000), at(200), 10).await.unwrap().is_empty());
-    assert!(store.webhooks_with_due_work(at(200), 10).await.unwrap().is_empty());
+    assert!(
+        store
+            .claim_due(&w.id, &lease("node-b", 20_000), at(200), 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert!(
+        store
+            .webhooks_with_due_work(at(200), 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
     // After the lease expires (the node died), another node claims it, with its event.
-    assert_eq!(store.webhooks_with_due_work(at(10_001), 10).await.unwrap(), vec![w.id.clone()]);
-    let claimed = store.claim_due(&w.id, &lease("node-b", 40_000), at(10_001), 10).await.unwrap();
-    assert_eq!(claimed, vec![Claimed { delivery: d1.clone(), event: e1.clone() }]);
+    assert_eq!(
+        store.webhooks_with_due_work(at(10_001), 10).await.unwrap(),
+        vec![w.id.clone()]
+    );
+    let claimed = store
+        .claim_due(&w.id, &lease("node-b", 40_000), at(10_001), 10)
+        .await
+        .unwrap();
+    assert_eq!(
+        claimed,
+        vec![Claimed {
+            delivery: d1.clone(),
+            event: e1.clone()
+        }]
+    );
 
     // A failed attempt schedules a retry and counts in the statistics.
     let a1 = attempt(&d1, 1, 10_002, false);
     let done = store
-        .commit(&[], &[record(&d1, a1.clone(), DeliveryStatus::Retrying, Some(20_000))], at(10_003))
+        .commit(
+            &[],
+            &[record(
+                &d1,
+                a1.clone(),
+                DeliveryStatus::Retrying,
+                Some(20_000),
+            )],
+            at(10_003),
+        )
         .await
         .unwrap();
     assert!(done.out_of_order.is_empty());
     let d = store.delivery(&d1.id).await.unwrap();
-    assert_eq!((d.status, d.attempts, d.next_attempt_at), (DeliveryStatus::Retrying, 1, Some(at(20_000))));
+    assert_eq!(
+        (d.status, d.attempts, d.next_attempt_at),
+        (DeliveryStatus::Retrying, 1, Some(at(20_000)))
+    );
     let stats = store.webhook_stats(&w.id).await.unwrap();
-    assert_eq!((stats.events, stats.triggers, stats.failures, stats.failures_since_success), (1, 1, 1, 1));
+    assert_eq!(
+        (
+            stats.events,
+            stats.triggers,
+            stats.failures,
+            stats.failures_since_success
+        ),
+        (1, 1, 1, 1)
+    );
     assert_eq!(stats.next_trigger_at, Some(at(20_000)));
     assert_eq!(stats.last_failure, Some((at(10_002), a1.id.clone())));
     assert_eq!(stats.last_event_at, Some(e1.created_at));
-    assert!(store.claim_due(&w.id, &lease("node-b", 50_000), at(19_999), 10).await.unwrap().is_empty());
-    assert_eq!(store.claim_due(&w.id, &lease("node-b", 50_000), at(20_000), 10).await.unwrap().len(), 1);
+    assert!(
+        store
+            .claim_due(&w.id, &lease("node-b", 50_000), at(19_999), 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(
+        store
+            .claim_due(&w.id, &lease("node-b", 50_000), at(20_000), 10)
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
 
     // Success clears the run of failures.
     let a2 = attempt(&d1, 2, 20_001, true);
-    store.commit(&[], &[record(&d1, a2.clone(), DeliveryStatus::Succeeded, None)], at(20_002)).await.unwrap();
+    store
+        .commit(
+            &[],
+            &[record(&d1, a2.clone(), DeliveryStatus::Succeeded, None)],
+            at(20_002),
+        )
+        .await
+        .unwrap();
     let stats = store.webhook_stats(&w.id).await.unwrap();
-    assert_eq!((stats.triggers, stats.successes, stats.failures, stats.failures_since_success), (2, 1, 1, 0));
+    assert_eq!(
+        (
+            stats.triggers,
+            stats.successes,
+            stats.failures,
+            stats.failures_since_success
+        ),
+        (2, 1, 1, 0)
+    );
     assert_eq!(stats.last_success, Some((at(20_001), a2.id.clone())));
     assert_eq!(stats.next_trigger_at, None);
     assert_eq!(store.attempt(&a2.id).await.unwrap(), a2);
-    let listed = store.list_attempts(&AttemptQuery::Delivery(d1.id.clone()), &PageRequest::default()).await.unwrap();
+    let listed = store
+        .list_attempts(
+            &AttemptQuery::Delivery(d1.id.clone()),
+            &PageRequest::default(),
+        )
+        .await
+        .unwrap();
     assert_eq!(listed.items, vec![a2.clone(), a1.clone()]);
-    let by_webhook = store.list_attempts(&AttemptQuery::Webhook(w.id.clone()), &PageRequest::first(1)).await.unwrap();
+    let by_webhook = store
+        .list_attempts(&AttemptQuery::Webhook(w.id.clone()), &PageRequest::first(1))
+        .await
+        .unwrap();
     assert_eq!(by_webhook.items, vec![a2.clone()]);
     assert!(by_webhook.next.is_some());
 
@@ -622,16 +726,41 @@ async fn delivery_engine(store: &dyn Store) {
     for i in 0..2 {
         let e = event(&p.id, &format!("x{i}"), "a.b", 30_000 + i);
         let d = Delivery::new(p.id.clone(), e.id.clone(), w.id.clone(), e.created_at);
-        store.commit(&[NewPublish { event: e, deliveries: vec![(d.clone(), None)] }], &[], at(30_000)).await.unwrap();
-        exhausted.push(record(&d, attempt(&d, 1, 30_100 + i, false), DeliveryStatus::Failed, None));
+        store
+            .commit(
+                &[NewPublish {
+                    event: e,
+                    deliveries: vec![(d.clone(), None)],
+                }],
+                &[],
+                at(30_000),
+            )
+            .await
+            .unwrap();
+        exhausted.push(record(
+            &d,
+            attempt(&d, 1, 30_100 + i, false),
+            DeliveryStatus::Failed,
+            None,
+        ));
     }
     let done = store.commit(&[], &exhausted, at(30_200)).await.unwrap();
     assert_eq!(done.out_of_order, vec![w.id.clone()]);
     let gone = store.webhook(&w.id).await.unwrap();
     assert_eq!(gone.status, WebhookStatus::OutOfOrder);
-    assert!(gone.status_reason.unwrap().contains("2 deliveries failed in a row"));
+    assert!(
+        gone.status_reason
+            .unwrap()
+            .contains("2 deliveries failed in a row")
+    );
     let stats = store.webhook_stats(&w.id).await.unwrap();
-    assert_eq!((stats.failed_deliveries_in_a_row, stats.failures_since_success), (2, 2));
+    assert_eq!(
+        (
+            stats.failed_deliveries_in_a_row,
+            stats.failures_since_success
+        ),
+        (2, 2)
+    );
     let failed = store
         .list_webhook_deliveries(&w.id, &[DeliveryStatus::Failed], &PageRequest::default())
         .await
@@ -639,11 +768,24 @@ async fn delivery_engine(store: &dyn Store) {
     assert_eq!(failed.items.len(), 2);
 
     // Replay: failed deliveries since a time become due again.
-    assert_eq!(store.replay_failed(&w.id, at(30_001), at(40_000)).await.unwrap(), 1);
+    assert_eq!(
+        store
+            .replay_failed(&w.id, at(30_001), at(40_000))
+            .await
+            .unwrap(),
+        1
+    );
     let replayed = store.replay_delivery(&d1.id, at(40_000)).await.unwrap();
-    assert_eq!((replayed.status, replayed.attempts), (DeliveryStatus::Pending, 2));
+    assert_eq!(
+        (replayed.status, replayed.attempts),
+        (DeliveryStatus::Pending, 2)
+    );
     let undelivered = store
-        .list_webhook_deliveries(&w.id, &[DeliveryStatus::Pending, DeliveryStatus::Retrying], &PageRequest::default())
+        .list_webhook_deliveries(
+            &w.id,
+            &[DeliveryStatus::Pending, DeliveryStatus::Retrying],
+            &PageRequest::default(),
+        )
         .await
         .unwrap();
     assert_eq!(undelivered.items.len(), 2);
@@ -651,8 +793,23 @@ async fn delivery_engine(store: &dyn Store) {
     // A status change applies only from the listed statuses.
     let e = event(&p.id, "gone", "a.b", 50_000);
     let d = Delivery::new(p.id.clone(), e.id.clone(), other.id.clone(), e.created_at);
-    store.commit(&[NewPublish { event: e, deliveries: vec![(d.clone(), None)] }], &[], at(50_000)).await.unwrap();
-    let mut r = record(&d, attempt(&d, 1, 50_001, false), DeliveryStatus::Failed, None);
+    store
+        .commit(
+            &[NewPublish {
+                event: e,
+                deliveries: vec![(d.clone(), None)],
+            }],
+            &[],
+            at(50_000),
+        )
+        .await
+        .unwrap();
+    let mut r = record(
+        &d,
+        attempt(&d, 1, 50_001, false),
+        DeliveryStatus::Failed,
+        None,
+    );
     r.webhook_change = Some(StatusChange {
         from: vec![WebhookStatus::Active],
         to: WebhookStatus::Disabled,
@@ -661,34 +818,95 @@ async fn delivery_engine(store: &dyn Store) {
     r.out_of_order = None;
     store.commit(&[], &[r], at(50_002)).await.unwrap();
     let disabled = store.webhook(&other.id).await.unwrap();
-    assert_eq!((disabled.status, disabled.status_reason.as_deref()), (WebhookStatus::Disabled, Some("410 Gone")));
+    assert_eq!(
+        (disabled.status, disabled.status_reason.as_deref()),
+        (WebhookStatus::Disabled, Some("410 Gone"))
+    );
 
     // Attempts for a delivery deleted meanwhile are dropped, not fatal.
-    let orphan = Delivery::new(p.id.clone(), EventId::parse("nope").unwrap(), w.id.clone(), at(1));
-    store.commit(&[], &[record(&orphan, attempt(&orphan, 1, 60_000, true), DeliveryStatus::Succeeded, None)], at(60_000))
+    let orphan = Delivery::new(
+        p.id.clone(),
+        EventId::parse("nope").unwrap(),
+        w.id.clone(),
+        at(1),
+    );
+    store
+        .commit(
+            &[],
+            &[record(
+                &orphan,
+                attempt(&orphan, 1, 60_000, true),
+                DeliveryStatus::Succeeded,
+                None,
+            )],
+            at(60_000),
+        )
         .await
         .unwrap();
 
     // Leases can be given back, one by one or all at once.
     let e = event(&p.id, "lease", "a.b", 70_000);
     let d = Delivery::new(p.id.clone(), e.id.clone(), other.id.clone(), e.created_at);
-    store.commit(&[NewPublish { event: e, deliveries: vec![(d.clone(), Some(lease("n", 99_999_999)))] }], &[], at(70_000))
+    store
+        .commit(
+            &[NewPublish {
+                event: e,
+                deliveries: vec![(d.clone(), Some(lease("n", 99_999_999)))],
+            }],
+            &[],
+            at(70_000),
+        )
         .await
         .unwrap();
-    assert!(store.claim_due(&other.id, &lease("m", 99_999_999), at(70_001), 5).await.unwrap().is_empty());
-    store.release(&[d.id.clone()]).await.unwrap();
-    assert_eq!(store.claim_due(&other.id, &lease("m", 99_999_999), at(70_001), 5).await.unwrap().len(), 1);
+    assert!(
+        store
+            .claim_due(&other.id, &lease("m", 99_999_999), at(70_001), 5)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    store.release(std::slice::from_ref(&d.id)).await.unwrap();
+    assert_eq!(
+        store
+            .claim_due(&other.id, &lease("m", 99_999_999), at(70_001), 5)
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
     assert!(store.release_all_leases().await.unwrap() >= 1);
-    assert_eq!(store.claim_due(&other.id, &lease("k", 99_999_999), at(70_001), 5).await.unwrap().len(), 1);
+    assert_eq!(
+        store
+            .claim_due(&other.id, &lease("k", 99_999_999), at(70_001), 5)
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
 
     // Retention: old events go with their deliveries and attempts.
-    let before = store.list_events(&p.id, None, &PageRequest::first(250)).await.unwrap().items.len();
+    let before = store
+        .list_events(&p.id, None, &PageRequest::first(250))
+        .await
+        .unwrap()
+        .items
+        .len();
     let pruned = store.prune(at(60_000 + 86_400_000), 1, 3).await.unwrap();
     assert_eq!(pruned, 3, "bounded by the batch size");
     let pruned = store.prune(at(60_000 + 86_400_000), 1, 1000).await.unwrap();
-    assert_eq!(pruned as usize, before - 3 - 1, "all but the one made after the cut-off");
-    assert!(matches!(store.attempt(&a2.id).await, Err(StoreError::NotFound { .. })));
-    assert!(matches!(store.delivery(&d1.id).await, Err(StoreError::NotFound { .. })));
+    assert_eq!(
+        pruned as usize,
+        before - 3 - 1,
+        "all but the one made after the cut-off"
+    );
+    assert!(matches!(
+        store.attempt(&a2.id).await,
+        Err(StoreError::NotFound { .. })
+    ));
+    assert!(matches!(
+        store.delivery(&d1.id).await,
+        Err(StoreError::NotFound { .. })
+    ));
 }
 
 /// Two publishes of one id in the same group commit: the first is the event, the second a
@@ -700,11 +918,23 @@ async fn one_id_twice_in_one_batch(store: &dyn Store) {
     let mut second = event(&p.id, "same", "a.b", 11);
     second.data = json!({"other": true});
     let publishes = [
-        NewPublish { event: first.clone(), deliveries: vec![] },
-        NewPublish { event: second, deliveries: vec![] },
+        NewPublish {
+            event: first.clone(),
+            deliveries: vec![],
+        },
+        NewPublish {
+            event: second,
+            deliveries: vec![],
+        },
     ];
     let done = store.commit(&publishes, &[], at(20)).await.unwrap();
-    assert_eq!(done.published, vec![Published::Created, Published::Duplicate(Box::new(first.clone()))]);
+    assert_eq!(
+        done.published,
+        vec![
+            Published::Created,
+            Published::Duplicate(Box::new(first.clone()))
+        ]
+    );
     assert_eq!(store.event(&p.id, &first.id).await.unwrap(), first);
 }
 
@@ -718,7 +948,10 @@ async fn concurrent_claims_never_overlap(store: Arc<dyn Store>) {
         .map(|i| {
             let e = event(&p.id, &format!("c{i}"), "a.b", 100 + i);
             let d = Delivery::new(p.id.clone(), e.id.clone(), w.id.clone(), e.created_at);
-            NewPublish { event: e, deliveries: vec![(d, None)] }
+            NewPublish {
+                event: e,
+                deliveries: vec![(d, None)],
+            }
         })
         .collect();
     store.commit(&publishes, &[], at(200)).await.unwrap();
@@ -727,7 +960,10 @@ async fn concurrent_claims_never_overlap(store: Arc<dyn Store>) {
         let store = store.clone();
         let id = w.id.clone();
         tasks.push(tokio::spawn(async move {
-            store.claim_due(&id, &lease(&format!("node-{n}"), 1_000_000), at(300), 15).await.unwrap()
+            store
+                .claim_due(&id, &lease(&format!("node-{n}"), 1_000_000), at(300), 15)
+                .await
+                .unwrap()
         }));
     }
     let mut seen = std::collections::HashSet::new();

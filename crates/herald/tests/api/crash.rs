@@ -38,7 +38,10 @@ fn start(dir: &std::path::Path, port: u16) -> Server {
         .stderr(Stdio::null())
         .spawn()
         .expect("the herald binary starts");
-    Server { child, base: format!("http://127.0.0.1:{port}") }
+    Server {
+        child,
+        base: format!("http://127.0.0.1:{port}"),
+    }
 }
 
 async fn wait_ready(client: &reqwest::Client, base: &str) {
@@ -54,17 +57,32 @@ async fn wait_ready(client: &reqwest::Client, base: &str) {
 #[tokio::test]
 async fn every_accepted_delivery_arrives_after_ten_kill_9s() {
     let dir = tempfile::tempdir().unwrap();
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
     let receiver = Receiver::start().await;
     let client = reqwest::Client::new();
 
     let mut server = start(dir.path(), port);
     wait_ready(&client, &server.base).await;
     let post = |path: &str, body: serde_json::Value| {
-        client.post(format!("{}{path}", server.base)).bearer_auth(KEY).json(&body).send()
+        client
+            .post(format!("{}{path}", server.base))
+            .bearer_auth(KEY)
+            .json(&body)
+            .send()
     };
-    post("/v1/projects", json!({"name": "crash"})).await.unwrap();
-    post("/v1/projects/crash/event-types", json!({"name": "thing.happened"})).await.unwrap();
+    post("/v1/projects", json!({"name": "crash"}))
+        .await
+        .unwrap();
+    post(
+        "/v1/projects/crash/event-types",
+        json!({"name": "thing.happened"}),
+    )
+    .await
+    .unwrap();
     let hook = post(
         "/v1/webhooks",
         json!({"project": "crash", "name": "sink", "url": receiver.url, "retry_policy": {"schedule_seconds": [1, 1, 1, 1, 1]}}),
@@ -77,7 +95,8 @@ async fn every_accepted_delivery_arrives_after_ten_kill_9s() {
     let mut next = 0u64;
     for round in 0..10u64 {
         // Publish from four tasks while the server runs; kill it at a random moment.
-        let stop_at = tokio::time::Instant::now() + Duration::from_millis(300 + rand_ms(round) % 600);
+        let stop_at =
+            tokio::time::Instant::now() + Duration::from_millis(300 + rand_ms(round) % 600);
         let mut publishers = Vec::new();
         for lane in 0..4u64 {
             let (client, accepted) = (client.clone(), accepted.clone());
@@ -86,7 +105,8 @@ async fn every_accepted_delivery_arrives_after_ten_kill_9s() {
             publishers.push(tokio::spawn(async move {
                 let mut n = first;
                 while tokio::time::Instant::now() < stop_at + Duration::from_millis(200) {
-                    let body = json!({"id": format!("e{n}"), "type": "thing.happened", "data": {"n": n}});
+                    let body =
+                        json!({"id": format!("e{n}"), "type": "thing.happened", "data": {"n": n}});
                     match client.post(&url).bearer_auth(KEY).json(&body).send().await {
                         Ok(r) if r.status() == 202 => {
                             accepted.lock().unwrap().insert(n);
@@ -109,36 +129,59 @@ async fn every_accepted_delivery_arrives_after_ten_kill_9s() {
     }
 
     let accepted = accepted.lock().unwrap().clone();
-    assert!(accepted.len() > 200, "only {} events were accepted", accepted.len());
+    assert!(
+        accepted.len() > 200,
+        "only {} events were accepted",
+        accepted.len()
+    );
     // After the final restart every accepted event arrives.
     let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
     let arrived = loop {
         let got = receiver.received();
-        let arrived: HashSet<u64> = got.iter().filter_map(|r| r.json()["data"]["n"].as_u64()).collect();
+        let arrived: HashSet<u64> = got
+            .iter()
+            .filter_map(|r| r.json()["data"]["n"].as_u64())
+            .collect();
         if accepted.is_subset(&arrived) || tokio::time::Instant::now() > deadline {
             break arrived;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     };
     let missing: Vec<_> = accepted.difference(&arrived).take(10).collect();
-    assert!(missing.is_empty(), "{} accepted events never arrived, e.g. {missing:?}", accepted.difference(&arrived).count());
+    assert!(
+        missing.is_empty(),
+        "{} accepted events never arrived, e.g. {missing:?}",
+        accepted.difference(&arrived).count()
+    );
 
     // Only deliveries a dead node held in memory (leased, at most concurrency + queue per lane)
     // can arrive twice.
     let mut per_delivery: HashMap<String, usize> = HashMap::new();
     for r in receiver.received() {
-        *per_delivery.entry(r.header("webhook-id").unwrap().to_owned()).or_default() += 1;
+        *per_delivery
+            .entry(r.header("webhook-id").unwrap().to_owned())
+            .or_default() += 1;
     }
     let duplicates: usize = per_delivery.values().map(|n| n - 1).sum();
     let bound = 10 * (LANE_CONCURRENCY + LANE_QUEUE);
-    eprintln!("crash test: {} accepted, {} deliveries received, {duplicates} duplicates (bound {bound})", accepted.len(), per_delivery.len());
-    assert!(duplicates <= bound, "{duplicates} duplicates, more than the {bound} that can be in flight across 10 kills");
+    eprintln!(
+        "crash test: {} accepted, {} deliveries received, {duplicates} duplicates (bound {bound})",
+        accepted.len(),
+        per_delivery.len()
+    );
+    assert!(
+        duplicates <= bound,
+        "{duplicates} duplicates, more than the {bound} that can be in flight across 10 kills"
+    );
     let _ = server.child.kill();
     let _ = server.child.wait();
 }
 
 /// A cheap deterministic spread of kill moments, different each round.
 fn rand_ms(round: u64) -> u64 {
-    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().subsec_nanos() as u64;
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .subsec_nanos() as u64;
     (nanos ^ (round.wrapping_mul(0x9E37_79B9_7F4A_7C15))) % 1000
 }

@@ -15,25 +15,49 @@ async fn a_published_event_arrives_signed_and_is_retried_with_the_same_delivery_
     let p = app.project("shop").await;
     app.event_type(&p, "order.paid").await;
     let hook = app
-        .webhook(&p, "orders", json!({"url": receiver.url, "retry_policy": {"schedule_seconds": [1, 1, 1]}}))
+        .webhook(
+            &p,
+            "orders",
+            json!({"url": receiver.url, "retry_policy": {"schedule_seconds": [1, 1, 1]}}),
+        )
         .await;
-    app.post(&format!("/v1/projects/{p}/events"), &app.admin, json!({"id": "o-1", "type": "order.paid", "data": {"total": 12}}))
-        .await
-        .ok(202);
+    app.post(
+        &format!("/v1/projects/{p}/events"),
+        &app.admin,
+        json!({"id": "o-1", "type": "order.paid", "data": {"total": 12}}),
+    )
+    .await
+    .ok(202);
 
     let got = receiver.wait_for(3, WAIT).await;
-    let ids: Vec<&str> = got.iter().map(|r| r.header("webhook-id").unwrap()).collect();
-    assert!(ids.iter().all(|id| *id == ids[0] && id.starts_with("dlv_")), "{ids:?}");
+    let ids: Vec<&str> = got
+        .iter()
+        .map(|r| r.header("webhook-id").unwrap())
+        .collect();
+    assert!(
+        ids.iter().all(|id| *id == ids[0] && id.starts_with("dlv_")),
+        "{ids:?}"
+    );
     assert_eq!(got[2].json()["type"], "order.paid");
     assert_eq!(got[2].json()["data"], json!({"total": 12}));
-    assert!(got[2].header("webhook-signature").unwrap().starts_with("v1,"));
+    assert!(
+        got[2]
+            .header("webhook-signature")
+            .unwrap()
+            .starts_with("v1,")
+    );
     assert_eq!(got[2].header("x-herald-attempt"), Some("3"));
 
     // The third try succeeded: the delivery is done, and every try is on record.
     let hook_id = hook["id"].as_str().unwrap();
     let mut delivery = json!(null);
     for _ in 0..100 {
-        let listed = app.get(&format!("/v1/webhooks/{hook_id}/deliveries?status=all"), &app.admin).await;
+        let listed = app
+            .get(
+                &format!("/v1/webhooks/{hook_id}/deliveries?status=all"),
+                &app.admin,
+            )
+            .await;
         delivery = listed.ok(200)["data"][0].clone();
         if delivery["status"] == "succeeded" {
             break;
@@ -42,17 +66,42 @@ async fn a_published_event_arrives_signed_and_is_retried_with_the_same_delivery_
     }
     assert_eq!(delivery["status"], "succeeded");
     assert_eq!(delivery["attempts"], 3);
-    let attempts = app.get(&format!("/v1/deliveries/{}/attempts", delivery["id"].as_str().unwrap()), &app.admin).await;
+    let attempts = app
+        .get(
+            &format!(
+                "/v1/deliveries/{}/attempts",
+                delivery["id"].as_str().unwrap()
+            ),
+            &app.admin,
+        )
+        .await;
     let attempts = attempts.ok(200)["data"].as_array().unwrap().clone();
-    let statuses: Vec<_> = attempts.iter().map(|a| a["response"]["status"].clone()).collect();
+    let statuses: Vec<_> = attempts
+        .iter()
+        .map(|a| a["response"]["status"].clone())
+        .collect();
     assert_eq!(statuses, [json!(200), json!(503), json!(500)]);
     assert_eq!(attempts[1]["error"]["kind"], "status");
-    assert_eq!(attempts[0]["request"]["headers"]["webhook-signature"], "<redacted>");
+    assert_eq!(
+        attempts[0]["request"]["headers"]["webhook-signature"],
+        "<redacted>"
+    );
 
-    let stats = app.get(&format!("/v1/webhooks/{hook_id}/stats"), &app.admin).await;
+    let stats = app
+        .get(&format!("/v1/webhooks/{hook_id}/stats"), &app.admin)
+        .await;
     let stats = stats.ok(200);
-    assert_eq!((stats["events"].clone(), stats["triggers"].clone()), (json!(1), json!(3)));
-    assert_eq!((stats["success_responses"].clone(), stats["failure_responses"].clone()), (json!(1), json!(2)));
+    assert_eq!(
+        (stats["events"].clone(), stats["triggers"].clone()),
+        (json!(1), json!(3))
+    );
+    assert_eq!(
+        (
+            stats["success_responses"].clone(),
+            stats["failure_responses"].clone()
+        ),
+        (json!(1), json!(2))
+    );
     assert_eq!(stats["failures_since_last_success"], 0);
     assert_eq!(stats["last_success"]["attempt_id"], attempts[0]["id"]);
     assert_eq!(stats["last_failure"]["attempt_id"], attempts[1]["id"]);

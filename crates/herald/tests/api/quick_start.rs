@@ -50,7 +50,9 @@ async fn a_new_user_publishes_an_event_and_sees_its_delivery(app: TestApp) {
     let event_id = event["id"].as_str().unwrap();
     assert!(event_id.starts_with("evt_"));
 
-    let arrived = receiver.wait_for(1, std::time::Duration::from_secs(10)).await;
+    let arrived = receiver
+        .wait_for(1, std::time::Duration::from_secs(10))
+        .await;
     assert_eq!(arrived[0].json()["data"], json!({"environmentId": "env-1"}));
     let path = format!("/v1/projects/acme/events/{event_id}/deliveries");
     let mut delivery = json!(null);

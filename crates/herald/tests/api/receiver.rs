@@ -43,7 +43,12 @@ pub struct Reply {
 
 impl Reply {
     pub fn status(status: u16) -> Self {
-        Self { status, headers: Vec::new(), delay: Duration::ZERO, body: String::new() }
+        Self {
+            status,
+            headers: Vec::new(),
+            delay: Duration::ZERO,
+            body: String::new(),
+        }
     }
 
     pub fn with_header(mut self, name: &str, value: &str) -> Self {
@@ -86,7 +91,9 @@ impl Receiver {
             default: Mutex::new(Reply::status(200)),
             arrived: Notify::new(),
         });
-        let app = axum::Router::new().fallback(answer).with_state(inner.clone());
+        let app = axum::Router::new()
+            .fallback(answer)
+            .with_state(inner.clone());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}/hook", listener.local_addr().unwrap());
         tokio::spawn(async move { axum::serve(listener, app).await });
@@ -117,7 +124,11 @@ impl Receiver {
                 return got;
             }
             if tokio::time::timeout_at(deadline, notified).await.is_err() {
-                panic!("waited {within:?} for {n} requests at {}; got {}", self.url, self.received().len());
+                panic!(
+                    "waited {within:?} for {n} requests at {}; got {}",
+                    self.url,
+                    self.received().len()
+                );
             }
         }
     }
@@ -125,7 +136,9 @@ impl Receiver {
 
 async fn answer(State(inner): State<Arc<Inner>>, request: Request) -> Response {
     let (parts, body) = request.into_parts();
-    let body = axum::body::to_bytes(body, 16 * 1024 * 1024).await.unwrap_or_default();
+    let body = axum::body::to_bytes(body, 16 * 1024 * 1024)
+        .await
+        .unwrap_or_default();
     inner.received.lock().unwrap().push(Received {
         method: parts.method.to_string(),
         path: parts.uri.path().to_owned(),
@@ -155,7 +168,12 @@ async fn answer(State(inner): State<Arc<Inner>>, request: Request) -> Response {
 impl Receiver {
     /// The port it listens on.
     pub fn port(&self) -> u16 {
-        let authority = self.url.trim_start_matches("http://").split('/').next().unwrap();
+        let authority = self
+            .url
+            .trim_start_matches("http://")
+            .split('/')
+            .next()
+            .unwrap();
         authority.rsplit(':').next().unwrap().parse().unwrap()
     }
 
@@ -165,10 +183,18 @@ impl Receiver {
         loop {
             let notified = self.inner.arrived.notified();
             let got = self.received().len();
-            assert!(got <= n, "expected at most {n} requests at {}; got {got}", self.url);
+            assert!(
+                got <= n,
+                "expected at most {n} requests at {}; got {got}",
+                self.url
+            );
             if tokio::time::timeout_at(until, notified).await.is_err() {
                 let got = self.received().len();
-                assert!(got <= n, "expected at most {n} requests at {}; got {got}", self.url);
+                assert!(
+                    got <= n,
+                    "expected at most {n} requests at {}; got {got}",
+                    self.url
+                );
                 return;
             }
         }
