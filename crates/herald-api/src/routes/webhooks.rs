@@ -783,8 +783,9 @@ pub async fn trigger(
     State(state): State<ApiState>,
     caller: Caller,
     Path(id): Path<String>,
-    JsonBody(input): JsonBody<TriggerInput>,
+    OptionalJsonBody(input): OptionalJsonBody<TriggerInput>,
 ) -> Result<Json<crate::routes::deliveries::AttemptView>, ApiError> {
+    let input = input.unwrap_or_default();
     let webhook = load(&state, &caller, &id, Action::ManageWebhooks).await?;
     let event_type = input
         .event_type

@@ -630,3 +630,28 @@ on_both_stores!(
     bad_input_to_the_operations_is_refused_naming_the_field_and_changes_nothing,
     the_operations_are_scoped_to_the_key_s_project_and_role,
 );
+
+#[tokio::test]
+async fn trigger_now_needs_no_body() {
+    let app = crate::helpers::spawn_app(crate::helpers::Backend::Sqlite)
+        .await
+        .unwrap();
+    let receiver = Receiver::start().await;
+    let p = app.project("bare").await;
+    let hook = app.webhook(&p, "h", json!({"url": receiver.url})).await;
+    let trigger = format!("/v1/webhooks/{}/trigger", id(&hook));
+    let reply = app
+        .call(reqwest::Method::POST, &trigger, Some(&app.admin), None)
+        .await;
+    assert_eq!(reply.ok(200)["succeeded"], true);
+    assert_eq!(receiver.received()[0].json()["type"], "webhook.test");
+    let missing = app
+        .call(
+            reqwest::Method::POST,
+            "/v1/webhooks/wh_nope/trigger",
+            Some(&app.admin),
+            None,
+        )
+        .await;
+    missing.problem(404, None);
+}
