@@ -110,43 +110,41 @@ async fn commit(core: &Arc<Core>, ops: Vec<Op>) {
         }
         Err(e) if publishes.len() + records.len() > 1 => {
             tracing::warn!(error = %e, writes = publishes.len() + records.len(), "group commit failed; committing one by one");
-            let singles = publishes
-                .into_iter()
-                .zip(after_publish)
-                .map(|(publish, (jobs, reply))| Op::Publish {
-                    publish,
-                    jobs,
-                    reply,
-                })
-                .chain(
-                    records
-                        .into_iter()
-                        .zip(after_record)
-                        .map(|(record, reply)| Op::Record { record, reply }),
-                );
-            for op in singles.collect::<Vec<_>>() {
+            for op in rejoin(publishes, after_publish, records, after_record) {
                 Box::pin(commit(core, vec![op])).await;
             }
         }
         Err(e) => {
-            let ops = publishes
-                .into_iter()
-                .zip(after_publish)
-                .map(|(publish, (jobs, reply))| Op::Publish {
-                    publish,
-                    jobs,
-                    reply,
-                })
-                .chain(
-                    records
-                        .into_iter()
-                        .zip(after_record)
-                        .map(|(record, reply)| Op::Record { record, reply }),
-                )
-                .collect();
+            let ops = rejoin(publishes, after_publish, records, after_record);
             fail(ops, e);
         }
     }
+}
+
+type AfterPublish = (Vec<Job>, oneshot::Sender<StoreResult<Published>>);
+
+/// Puts split ops back together, to retry them one by one or report their failure.
+fn rejoin(
+    publishes: Vec<NewPublish>,
+    after_publish: Vec<AfterPublish>,
+    records: Vec<AttemptRecord>,
+    after_record: Vec<Option<oneshot::Sender<StoreResult<()>>>>,
+) -> Vec<Op> {
+    publishes
+        .into_iter()
+        .zip(after_publish)
+        .map(|(publish, (jobs, reply))| Op::Publish {
+            publish,
+            jobs,
+            reply,
+        })
+        .chain(
+            records
+                .into_iter()
+                .zip(after_record)
+                .map(|(record, reply)| Op::Record { record, reply }),
+        )
+        .collect()
 }
 
 /// A lone op that could not be committed: its waiter hears why. A record that is lost this way

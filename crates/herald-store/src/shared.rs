@@ -258,33 +258,13 @@ impl Store for ThisStore {
     async fn create_webhook(&self, w: &Webhook) -> StoreResult<()> {
         let v = WebhookValues::from(w);
         let mut tx = self.writer().begin().await?;
-        sqlx::query(concat!(
+        let insert = sqlx::query(concat!(
             "INSERT INTO webhooks (",
             webhook_columns!(),
             ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, \
              $18, $19, $20, $21)"
-        ))
-        .bind(v.id)
-        .bind(v.project_id)
-        .bind(v.name)
-        .bind(v.description)
-        .bind(v.url)
-        .bind(v.method)
-        .bind(v.filter)
-        .bind(v.headers)
-        .bind(v.custom_data)
-        .bind(v.preset)
-        .bind(v.format)
-        .bind(v.scheme)
-        .bind(v.timeout_ms)
-        .bind(v.retry_policy)
-        .bind(v.status)
-        .bind(v.status_reason)
-        .bind(v.secret)
-        .bind(v.previous_secret)
-        .bind(v.previous_secret_expires_at)
-        .bind(v.created_at)
-        .bind(v.updated_at)
+        ));
+        bind_webhook(insert, v)
         .execute(&mut *tx)
         .await
         .map_err(write_error("webhook", "name", "project"))?;
@@ -339,32 +319,16 @@ impl Store for ThisStore {
 
     async fn update_webhook(&self, w: &Webhook) -> StoreResult<()> {
         let v = WebhookValues::from(w);
-        let done = sqlx::query(
-            "UPDATE webhooks SET name = $2, description = $3, url = $4, method = $5, filter = $6, \
-             headers = $7, custom_data = $8, preset = $9, format = $10, scheme = $11, \
-             timeout_ms = $12, retry_policy = $13, status = $14, status_reason = $15, \
-             secret = $16, previous_secret = $17, previous_secret_expires_at = $18, \
-             updated_at = $19 WHERE id = $1",
-        )
-        .bind(v.id)
-        .bind(v.name)
-        .bind(v.description)
-        .bind(v.url)
-        .bind(v.method)
-        .bind(v.filter)
-        .bind(v.headers)
-        .bind(v.custom_data)
-        .bind(v.preset)
-        .bind(v.format)
-        .bind(v.scheme)
-        .bind(v.timeout_ms)
-        .bind(v.retry_policy)
-        .bind(v.status)
-        .bind(v.status_reason)
-        .bind(v.secret)
-        .bind(v.previous_secret)
-        .bind(v.previous_secret_expires_at)
-        .bind(v.updated_at)
+        // Every column in `webhook_columns!()` order, so one binding serves INSERT and UPDATE;
+        // `project_id` and `created_at` are set to the values they already have.
+        let update = sqlx::query(
+            "UPDATE webhooks SET project_id = $2, name = $3, description = $4, url = $5, \
+             method = $6, filter = $7, headers = $8, custom_data = $9, preset = $10, format = $11, \
+             scheme = $12, timeout_ms = $13, retry_policy = $14, status = $15, \
+             status_reason = $16, secret = $17, previous_secret = $18, \
+             previous_secret_expires_at = $19, created_at = $20, updated_at = $21 WHERE id = $1",
+        );
+        let done = bind_webhook(update, v)
         .execute(self.writer())
         .await
         .map_err(write_error("webhook", "name", "project"))?;
@@ -991,6 +955,34 @@ impl Store for ThisStore {
         .await?;
         Ok(done.rows_affected())
     }
+}
+
+type Query<'q> = sqlx::query::Query<'q, Db, <Db as sqlx::Database>::Arguments<'q>>;
+
+/// Binds a webhook's values in `webhook_columns!()` order.
+fn bind_webhook(query: Query<'_>, v: WebhookValues) -> Query<'_> {
+    query
+        .bind(v.id)
+        .bind(v.project_id)
+        .bind(v.name)
+        .bind(v.description)
+        .bind(v.url)
+        .bind(v.method)
+        .bind(v.filter)
+        .bind(v.headers)
+        .bind(v.custom_data)
+        .bind(v.preset)
+        .bind(v.format)
+        .bind(v.scheme)
+        .bind(v.timeout_ms)
+        .bind(v.retry_policy)
+        .bind(v.status)
+        .bind(v.status_reason)
+        .bind(v.secret)
+        .bind(v.previous_secret)
+        .bind(v.previous_secret_expires_at)
+        .bind(v.created_at)
+        .bind(v.updated_at)
 }
 
 /// Which of `ids` still exist in `table` (inside the transaction).
