@@ -42,6 +42,15 @@ pub(crate) async fn run(core: &Arc<Core>, job: Job) {
             return;
         }
     };
+    // Too late to send and record within the lease (it waited long in a full lane): leave it
+    // to whoever claims it next rather than risk sending it twice.
+    let must_finish_by = time::now().timestamp_millis()
+        + i64::try_from(entry.webhook.timeout.duration().as_millis()).unwrap_or(i64::MAX / 4)
+        + 5_000;
+    if must_finish_by > job.lease_until.timestamp_millis() {
+        tracing::debug!(delivery_id = %job.delivery.id, "lease too close to its end; leaving the delivery to be claimed again");
+        return;
+    }
     let (attempt, outcome) = try_once(core, &entry, &job, AttemptTrigger::Scheduled).await;
     let record = decide(core, &entry, &job, attempt, &outcome);
     core.record(record).await;
@@ -147,6 +156,7 @@ pub(crate) fn decide(
         after_hours: policy.out_of_order_after_hours,
     };
     let base = AttemptRecord {
+        lease_owner: core.config.node_id.clone(),
         event_id: job.event.id.clone(),
         delivery_status: DeliveryStatus::Succeeded,
         next_attempt_at: None,

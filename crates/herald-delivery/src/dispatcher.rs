@@ -11,6 +11,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use herald_core::delivery::Delivery;
 use herald_core::event::Event;
 use herald_core::id::{DeliveryId, WebhookId};
+use herald_core::time::Timestamp;
 use tokio::sync::Semaphore;
 use tokio_util::task::TaskTracker;
 
@@ -21,6 +22,9 @@ use crate::engine::Core;
 pub(crate) struct Job {
     pub delivery: Delivery,
     pub event: Arc<Event>,
+    /// When this node's lease on the delivery ends; a job that cannot be sent and recorded
+    /// before then is dropped (the delivery is claimed again), never sent twice.
+    pub lease_until: Timestamp,
 }
 
 #[derive(Debug, Default)]

@@ -142,8 +142,9 @@ impl Core {
             return;
         }
         let store = self.store.clone();
+        let owner = self.config.node_id.clone();
         tokio::spawn(async move {
-            if let Err(e) = store.release(&deliveries).await {
+            if let Err(e) = store.release(&owner, &deliveries).await {
                 tracing::warn!(error = %e, "could not give back leases; they will expire");
             }
         });
@@ -235,10 +236,11 @@ async fn publish(
                     until: core.lease_until(webhook, now),
                 }
             });
-        if lease.is_some() {
+        if let Some(lease) = &lease {
             jobs.push(Job {
                 delivery: delivery.clone(),
                 event: shared.clone(),
+                lease_until: lease.until,
             });
         }
         deliveries.push((delivery, lease));
@@ -331,6 +333,26 @@ impl Engine {
         data: Value,
         trigger: AttemptTrigger,
     ) -> Result<Attempt, EngineError> {
+        // Run to completion even if the caller goes away (a client that hangs up): the attempt
+        // is then still recorded, and never left to be re-sent as a scheduled delivery.
+        let engine = self.clone();
+        let webhook = webhook.clone();
+        tokio::spawn(async move {
+            engine
+                .send_now_here(&webhook, event_type, data, trigger)
+                .await
+        })
+        .await
+        .map_err(|_| EngineError::ShuttingDown)?
+    }
+
+    async fn send_now_here(
+        &self,
+        webhook: &Webhook,
+        event_type: Option<EventTypeName>,
+        data: Value,
+        trigger: AttemptTrigger,
+    ) -> Result<Attempt, EngineError> {
         let core = &self.core;
         let now = time::now();
         let name = match (event_type, trigger) {
@@ -366,7 +388,7 @@ impl Engine {
         let (reply, answer) = oneshot::channel();
         let publish = NewPublish {
             event: event.clone(),
-            deliveries: vec![(delivery.clone(), Some(lease))],
+            deliveries: vec![(delivery.clone(), Some(lease.clone()))],
         };
         core.writes
             .send(Op::Publish {
@@ -386,6 +408,7 @@ impl Engine {
         let job = Job {
             delivery,
             event: Arc::new(event),
+            lease_until: lease.until,
         };
         let (attempt, outcome) = crate::attempt::try_once(core, &entry, &job, trigger).await;
         let webhook_change = if attempt.succeeded {
@@ -408,6 +431,7 @@ impl Engine {
             None
         };
         let record = AttemptRecord {
+            lease_owner: core.config.node_id.clone(),
             event_id: job.event.id.clone(),
             delivery_status: if attempt.succeeded {
                 DeliveryStatus::Succeeded
@@ -485,7 +509,7 @@ impl Engine {
         core.shutdown.cancel();
         let queued = core.dispatcher.stop();
         if !queued.is_empty()
-            && let Err(e) = core.store.release(&queued).await
+            && let Err(e) = core.store.release(&core.config.node_id, &queued).await
         {
             tracing::warn!(error = %e, "could not give back queued leases; they will expire");
         }

@@ -74,6 +74,8 @@ fn non_public_v4(ip: Ipv4Addr) -> Option<&'static str> {
         Some("private")
     } else if ip.is_link_local() {
         Some("link-local")
+    } else if (a == 192 && b == 0 && ip.octets()[2] == 0) || (a == 198 && (18..20).contains(&b)) {
+        Some("reserved")
     } else if ip.is_multicast() || ip.is_broadcast() || a >= 240 {
         Some("multicast or reserved")
     } else {
@@ -91,13 +93,29 @@ fn non_public_v6(ip: Ipv6Addr) -> Option<&'static str> {
         Some("private")
     } else if (first & 0xffc0) == 0xfe80 {
         Some("link-local")
+    } else if (first & 0xffc0) == 0xfec0 {
+        Some("site-local")
     } else if ip.is_multicast() {
         Some("multicast or reserved")
-    } else if let Some(v4) = ip.to_ipv4() {
-        // IPv4-compatible (::a.b.c.d) and NAT64-style embeddings of a non-public IPv4.
+    } else if let Some(v4) = embedded_v4(ip) {
+        // IPv4-compatible (::a.b.c.d), NAT64 (64:ff9b::/96, 64:ff9b:1::/48) and 6to4
+        // (2002::/16) addresses reach the IPv4 address they carry.
         non_public_v4(v4)
     } else {
         None
+    }
+}
+
+fn embedded_v4(ip: Ipv6Addr) -> Option<Ipv4Addr> {
+    let seg = ip.segments();
+    let octets = ip.octets();
+    let last32 = Ipv4Addr::new(octets[12], octets[13], octets[14], octets[15]);
+    if seg[0] == 0x0064 && seg[1] == 0xff9b {
+        Some(last32)
+    } else if seg[0] == 0x2002 {
+        Some(Ipv4Addr::new(octets[2], octets[3], octets[4], octets[5]))
+    } else {
+        ip.to_ipv4()
     }
 }
 
@@ -183,6 +201,12 @@ mod tests {
             "http://[fd00::1]/",
             "http://224.0.0.1/",
             "http://100.64.0.1/",
+            "http://[64:ff9b::a00:5]/",
+            "http://[64:ff9b:1::a00:5]/",
+            "http://[2002:a00:5::1]/",
+            "http://[fec0::1]/",
+            "http://198.18.0.1/",
+            "http://192.0.0.1/",
         ] {
             assert!(refused(url), "{url} should be refused");
         }

@@ -60,6 +60,7 @@ pub(crate) async fn poll_once(core: &Arc<Core>) -> herald_store::StoreResult<usi
             .map(|c| Job {
                 delivery: c.delivery,
                 event: Arc::new(c.event),
+                lease_until: lease.until,
             })
             .collect();
         claimed += jobs.len();

@@ -45,10 +45,11 @@ pub(crate) async fn run(core: Arc<Core>, mut queue: mpsc::Receiver<Op>) {
                 Err(_) => break,
             }
         }
-        let stop = match batch.last() {
-            Some(Op::Stop(_)) => batch.pop(),
-            _ => None,
-        };
+        // A Stop is answered after everything in its batch (even ops queued behind it) commits.
+        let stop = batch
+            .iter()
+            .position(|op| matches!(op, Op::Stop(_)))
+            .map(|i| batch.remove(i));
         commit(&core, std::mem::take(&mut batch)).await;
         if let Some(Op::Stop(done)) = stop {
             let _ = done.send(());

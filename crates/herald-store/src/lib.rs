@@ -169,6 +169,10 @@ pub struct OutOfOrderRule {
 #[derive(Clone, Debug)]
 pub struct AttemptRecord {
     pub attempt: Attempt,
+    /// The node that made the attempt under its lease. The delivery is updated only while it
+    /// is still pending or retrying and not leased to another node, so a late record from a
+    /// node whose lease expired cannot undo what the next holder did.
+    pub lease_owner: String,
     pub event_id: EventId,
     /// The delivery's state after this attempt, and when it is due again.
     pub delivery_status: DeliveryStatus,
@@ -316,8 +320,9 @@ pub trait Store: Send + Sync + fmt::Debug {
         limit: u32,
     ) -> StoreResult<Vec<Claimed>>;
 
-    /// Gives back leases this node holds without having sent (shutdown, webhook disabled).
-    async fn release(&self, deliveries: &[DeliveryId]) -> StoreResult<()>;
+    /// Gives back leases `owner` holds without having sent (shutdown, webhook disabled); leases
+    /// another node holds by now are left alone.
+    async fn release(&self, owner: &str, deliveries: &[DeliveryId]) -> StoreResult<()>;
 
     /// Frees every lease. Only for SQLite at start: one process owns the file, so any lease
     /// left is from a process that died.

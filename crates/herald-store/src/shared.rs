@@ -19,7 +19,7 @@ use herald_core::secret::SigningSecret;
 use herald_core::time::Timestamp;
 use herald_core::webhook::Webhook;
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 use herald_core::attempt::Attempt;
 use herald_core::delivery::DeliveryStatus;
@@ -598,19 +598,6 @@ impl Store for ThisStore {
             });
             insert.build().execute(&mut *tx).await?;
         }
-        for (webhook, (count, last)) in &events_per_webhook {
-            sqlx::query(
-                "UPDATE webhook_stats SET events = events + $2, last_event_at = CASE \
-                 WHEN last_event_at IS NULL OR last_event_at < $3 THEN $3 ELSE last_event_at END \
-                 WHERE webhook_id = $1",
-            )
-            .bind(*webhook)
-            .bind(*count)
-            .bind(*last)
-            .execute(&mut *tx)
-            .await?;
-        }
-
         let records: Vec<&AttemptRecord> = records
             .iter()
             .filter(|r| live_deliveries.contains(r.attempt.delivery_id.as_str()))
@@ -635,7 +622,10 @@ impl Store for ThisStore {
             });
             insert.build().execute(&mut *tx).await?;
         }
-        for chunk in records.chunks(500) {
+        // Rows in delivery id order, for the same lock-order reason as below.
+        let mut by_delivery = records.clone();
+        by_delivery.sort_by(|a, b| a.attempt.delivery_id.cmp(&b.attempt.delivery_id));
+        for chunk in by_delivery.chunks(500) {
             let mut update = sqlx::QueryBuilder::<Db>::new(
                 "UPDATE deliveries SET status = v.column2, \
                  attempts = CASE WHEN deliveries.attempts < v.column3 THEN v.column3 ELSE deliveries.attempts END, \
@@ -648,9 +638,14 @@ impl Store for ThisStore {
                     .push_bind(r.delivery_status.as_str())
                     .push_bind(i64::from(r.attempt.number))
                     .push_bind(r.next_attempt_at.as_ref().map(ms))
-                    .push_bind(finished);
+                    .push_bind(finished)
+                    .push_bind(r.lease_owner.as_str());
             });
-            update.push(") AS v WHERE deliveries.id = v.column1");
+            update.push(
+                ") AS v WHERE deliveries.id = v.column1 \
+                 AND deliveries.status IN ('pending', 'retrying') \
+                 AND (deliveries.lease_owner IS NULL OR deliveries.lease_owner = v.column6)",
+            );
             update.build().execute(&mut *tx).await?;
         }
         for r in &records {
@@ -672,15 +667,37 @@ impl Store for ThisStore {
             update.push(")");
             update.build().execute(&mut *tx).await?;
         }
-        for (webhook, d) in crate::batch::fold(records.iter().copied()) {
+        let mut deltas = crate::batch::fold(records.iter().copied());
+        let mut touched: BTreeSet<WebhookId> = deltas.keys().cloned().collect();
+        touched.extend(events_per_webhook.keys().filter_map(|w| WebhookId::parse(w).ok()));
+        // One pass in webhook id order, so two nodes' transactions take these row locks in the
+        // same order and cannot deadlock.
+        for webhook in touched {
+            if let Some((count, last)) = events_per_webhook.get(webhook.as_str()) {
+                sqlx::query(
+                    "UPDATE webhook_stats SET events = events + $2, last_event_at = CASE \
+                     WHEN last_event_at IS NULL OR last_event_at < $3 THEN $3 ELSE last_event_at END \
+                     WHERE webhook_id = $1",
+                )
+                .bind(webhook.as_str())
+                .bind(*count)
+                .bind(*last)
+                .execute(&mut *tx)
+                .await?;
+            }
+            let Some(d) = deltas.remove(&webhook) else { continue };
             let (counted, since): (i64, Option<i64>) = sqlx::query_as(
                 "UPDATE webhook_stats SET triggers = triggers + $2, successes = successes + $3, \
                  failures = failures + $4, \
                  failures_since_success = CASE WHEN $5 THEN $6 ELSE failures_since_success + $6 END, \
-                 last_success_at = COALESCE($7, last_success_at), \
-                 last_success_attempt = COALESCE($8, last_success_attempt), \
-                 last_failure_at = COALESCE($9, last_failure_at), \
-                 last_failure_attempt = COALESCE($10, last_failure_attempt), \
+                 last_success_attempt = CASE WHEN $7 IS NOT NULL AND (last_success_at IS NULL OR last_success_at <= $7) \
+                   THEN $8 ELSE last_success_attempt END, \
+                 last_success_at = CASE WHEN $7 IS NOT NULL AND (last_success_at IS NULL OR last_success_at <= $7) \
+                   THEN $7 ELSE last_success_at END, \
+                 last_failure_attempt = CASE WHEN $9 IS NOT NULL AND (last_failure_at IS NULL OR last_failure_at <= $9) \
+                   THEN $10 ELSE last_failure_attempt END, \
+                 last_failure_at = CASE WHEN $9 IS NOT NULL AND (last_failure_at IS NULL OR last_failure_at <= $9) \
+                   THEN $9 ELSE last_failure_at END, \
                  failed_deliveries_in_a_row = CASE WHEN $5 THEN $11 ELSE failed_deliveries_in_a_row + $11 END, \
                  failing_since = CASE WHEN $5 THEN $12 ELSE COALESCE(failing_since, $12) END \
                  WHERE webhook_id = $1 RETURNING failed_deliveries_in_a_row, failing_since",
@@ -767,11 +784,12 @@ impl Store for ThisStore {
             .collect())
     }
 
-    async fn release(&self, deliveries: &[DeliveryId]) -> StoreResult<()> {
+    async fn release(&self, owner: &str, deliveries: &[DeliveryId]) -> StoreResult<()> {
         for chunk in deliveries.chunks(500) {
             let mut update = sqlx::QueryBuilder::<Db>::new(
-                "UPDATE deliveries SET lease_owner = NULL, lease_expires_at = NULL WHERE id IN (",
+                "UPDATE deliveries SET lease_owner = NULL, lease_expires_at = NULL WHERE lease_owner = ",
             );
+            update.push_bind(owner).push(" AND id IN (");
             let mut ids = update.separated(", ");
             for id in chunk {
                 ids.push_bind(id.as_str());
@@ -946,6 +964,8 @@ impl Store for ThisStore {
             "DELETE FROM events WHERE (project_id, id) IN ( \
                SELECT e.project_id, e.id FROM events e JOIN projects p ON p.id = e.project_id \
                WHERE e.created_at < $1 - COALESCE(p.retention_days, $2) * 86400000 \
+               AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.project_id = e.project_id \
+                 AND d.event_id = e.id AND d.status IN ('pending', 'retrying')) \
                ORDER BY e.created_at LIMIT $3)",
         )
         .bind(ms(&now))

@@ -565,6 +565,7 @@ fn attempt(d: &Delivery, number: u32, ms: i64, ok: bool) -> Attempt {
 
 fn record(d: &Delivery, a: Attempt, status: DeliveryStatus, next: Option<i64>) -> AttemptRecord {
     AttemptRecord {
+        lease_owner: "node-b".into(),
         event_id: d.event_id.clone(),
         delivery_status: status,
         next_attempt_at: next.map(at),
@@ -865,7 +866,10 @@ async fn delivery_engine(store: &dyn Store) {
             .unwrap()
             .is_empty()
     );
-    store.release(std::slice::from_ref(&d.id)).await.unwrap();
+    store
+        .release("n", std::slice::from_ref(&d.id))
+        .await
+        .unwrap();
     assert_eq!(
         store
             .claim_due(&other.id, &lease("m", 99_999_999), at(70_001), 5)
@@ -884,29 +888,49 @@ async fn delivery_engine(store: &dyn Store) {
         1
     );
 
-    // Retention: old events go with their deliveries and attempts.
-    let before = store
-        .list_events(&p.id, None, &PageRequest::first(250))
-        .await
-        .unwrap()
-        .items
-        .len();
-    let pruned = store.prune(at(60_000 + 86_400_000), 1, 3).await.unwrap();
-    assert_eq!(pruned, 3, "bounded by the batch size");
-    let pruned = store.prune(at(60_000 + 86_400_000), 1, 1000).await.unwrap();
+    // The delivery is now leased to "k": a late record from "m", whose lease it no longer
+    // holds, leaves it as it is (its attempt is still on record).
+    let late = AttemptRecord {
+        lease_owner: "m".into(),
+        ..record(
+            &d,
+            attempt(&d, 1, 70_100, false),
+            DeliveryStatus::Failed,
+            None,
+        )
+    };
+    store.commit(&[], &[late], at(70_200)).await.unwrap();
+    let kept = store.delivery(&d.id).await.unwrap();
+    assert_eq!((kept.status, kept.attempts), (DeliveryStatus::Pending, 0));
+
+    // Retention: old events go with their deliveries and attempts — but never while a delivery
+    // of theirs is still pending or retrying. Before the cut-off: e1 (its delivery replayed,
+    // pending), x0 (failed), x1 (replayed, pending) and "gone" (failed).
+    let cutoff = at(60_000 + 86_400_000);
     assert_eq!(
-        pruned as usize,
-        before - 3 - 1,
-        "all but the one made after the cut-off"
+        store.prune(cutoff, 1, 1).await.unwrap(),
+        1,
+        "bounded by the batch size"
     );
+    assert_eq!(
+        store.prune(cutoff, 1, 1000).await.unwrap(),
+        1,
+        "x0 and gone, nothing else"
+    );
+    assert_eq!(store.prune(cutoff, 1, 1000).await.unwrap(), 0);
     assert!(matches!(
-        store.attempt(&a2.id).await,
+        store.attempt(&exhausted[0].attempt.id).await,
         Err(StoreError::NotFound { .. })
     ));
     assert!(matches!(
-        store.delivery(&d1.id).await,
+        store.delivery(&exhausted[0].attempt.delivery_id).await,
         Err(StoreError::NotFound { .. })
     ));
+    assert_eq!(
+        store.delivery(&d1.id).await.unwrap().status,
+        DeliveryStatus::Pending
+    );
+    assert_eq!(store.event(&p.id, &e1.id).await.unwrap(), e1);
 }
 
 /// Two publishes of one id in the same group commit: the first is the event, the second a
