@@ -633,21 +633,19 @@ on_both_stores!(
 
 #[tokio::test]
 async fn trigger_now_needs_no_body() {
-    let app = crate::helpers::spawn_app(crate::helpers::Backend::Sqlite)
-        .await
-        .unwrap();
+    let app = crate::helpers::spawn_app(Backend::Sqlite).await.unwrap();
     let receiver = Receiver::start().await;
     let p = app.project("bare").await;
     let hook = app.webhook(&p, "h", json!({"url": receiver.url})).await;
     let trigger = format!("/v1/webhooks/{}/trigger", id(&hook));
     let reply = app
-        .call(reqwest::Method::POST, &trigger, Some(&app.admin), None)
+        .call(Method::POST, &trigger, Some(&app.admin), None)
         .await;
     assert_eq!(reply.ok(200)["succeeded"], true);
     assert_eq!(receiver.received()[0].json()["type"], "webhook.test");
     let missing = app
         .call(
-            reqwest::Method::POST,
+            Method::POST,
             "/v1/webhooks/wh_nope/trigger",
             Some(&app.admin),
             None,
