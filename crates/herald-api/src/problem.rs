@@ -37,6 +37,10 @@ pub enum ApiError {
         entity: &'static str,
         field: &'static str,
     },
+    #[error(
+        "the {entity} was changed by someone else while this request ran; read it again and retry"
+    )]
+    Changed { entity: &'static str },
     #[error("no route for {method} {path}")]
     NoRoute { method: String, path: String },
     #[error("{method} is not allowed here")]
@@ -64,6 +68,7 @@ impl From<StoreError> for ApiError {
         match e {
             StoreError::NotFound { entity } => Self::NotFound { entity },
             StoreError::Conflict { entity, field } => Self::Conflict { entity, field },
+            StoreError::Changed { entity } => Self::Changed { entity },
             other => Self::Internal(Box::new(other)),
         }
     }
@@ -121,6 +126,7 @@ impl ApiError {
                 "Conflict",
                 Some((*field).to_owned()),
             ),
+            Self::Changed { .. } => (S::CONFLICT, "changed-meanwhile", "Changed meanwhile", None),
             Self::NoRoute { .. } => (S::NOT_FOUND, "no-such-route", "No such route", None),
             Self::MethodNotAllowed { .. } => (
                 S::METHOD_NOT_ALLOWED,

@@ -51,6 +51,8 @@ pub enum StoreError {
         entity: &'static str,
         field: &'static str,
     },
+    #[error("the {entity} changed since it was read")]
+    Changed { entity: &'static str },
     #[error("stored {what} could not be read back")]
     Corrupt {
         what: &'static str,
@@ -267,6 +269,14 @@ pub trait Store: Send + Sync + fmt::Debug {
     ) -> StoreResult<Page<Webhook>>;
     /// Saves every mutable field of the webhook.
     async fn update_webhook(&self, webhook: &Webhook) -> StoreResult<()>;
+    /// Saves every mutable field, but only if nothing changed the webhook since it was read
+    /// with `updated_at = seen` (else [`StoreError::Changed`]): a person's edit cannot undo a
+    /// status the engine set meanwhile, or a rotation made by someone else.
+    async fn update_webhook_if_unchanged(
+        &self,
+        webhook: &Webhook,
+        seen: Timestamp,
+    ) -> StoreResult<()>;
     async fn delete_webhook(&self, id: &WebhookId) -> StoreResult<()>;
     /// The project's active webhooks, to match a published event against.
     async fn active_webhooks(&self, project: &ProjectId) -> StoreResult<Vec<Webhook>>;

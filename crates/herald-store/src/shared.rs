@@ -51,6 +51,33 @@ fn limit_plus_one(page: &PageRequest) -> i64 {
 }
 
 impl ThisStore {
+    /// UPDATE of every column; with `seen`, only if `updated_at` is still that.
+    async fn save_webhook(&self, w: &Webhook, seen: Option<i64>) -> StoreResult<()> {
+        let v = WebhookValues::from(w);
+        // Every column in `webhook_columns!()` order, so one binding serves INSERT and UPDATE;
+        // `project_id` and `created_at` are set to the values they already have.
+        let update = sqlx::query(
+            "UPDATE webhooks SET project_id = $2, name = $3, description = $4, url = $5, \
+             method = $6, filter = $7, headers = $8, custom_data = $9, preset = $10, format = $11, \
+             scheme = $12, timeout_ms = $13, retry_policy = $14, status = $15, \
+             status_reason = $16, secret = $17, previous_secret = $18, \
+             previous_secret_expires_at = $19, created_at = $20, updated_at = $21 \
+             WHERE id = $1 AND ($22 IS NULL OR updated_at = $22)",
+        );
+        let done = bind_webhook(update, v)
+            .bind(seen)
+            .execute(self.writer())
+            .await
+            .map_err(write_error("webhook", "name", "project"))?;
+        if done.rows_affected() == 0 {
+            return Err(match (seen, self.webhook(&w.id).await) {
+                (Some(_), Ok(_)) => StoreError::Changed { entity: "webhook" },
+                _ => StoreError::NotFound { entity: "webhook" },
+            });
+        }
+        Ok(())
+    }
+
     /// One page of webhooks matching the project and status filters (not the event type one).
     async fn webhook_rows(
         &self,
@@ -318,24 +345,11 @@ impl Store for ThisStore {
     }
 
     async fn update_webhook(&self, w: &Webhook) -> StoreResult<()> {
-        let v = WebhookValues::from(w);
-        // Every column in `webhook_columns!()` order, so one binding serves INSERT and UPDATE;
-        // `project_id` and `created_at` are set to the values they already have.
-        let update = sqlx::query(
-            "UPDATE webhooks SET project_id = $2, name = $3, description = $4, url = $5, \
-             method = $6, filter = $7, headers = $8, custom_data = $9, preset = $10, format = $11, \
-             scheme = $12, timeout_ms = $13, retry_policy = $14, status = $15, \
-             status_reason = $16, secret = $17, previous_secret = $18, \
-             previous_secret_expires_at = $19, created_at = $20, updated_at = $21 WHERE id = $1",
-        );
-        let done = bind_webhook(update, v)
-        .execute(self.writer())
-        .await
-        .map_err(write_error("webhook", "name", "project"))?;
-        if done.rows_affected() == 0 {
-            return Err(StoreError::NotFound { entity: "webhook" });
-        }
-        Ok(())
+        self.save_webhook(w, None).await
+    }
+
+    async fn update_webhook_if_unchanged(&self, w: &Webhook, seen: Timestamp) -> StoreResult<()> {
+        self.save_webhook(w, Some(ms(&seen))).await
     }
 
     async fn delete_webhook(&self, id: &WebhookId) -> StoreResult<()> {

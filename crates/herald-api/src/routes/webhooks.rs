@@ -559,6 +559,7 @@ pub async fn update(
     JsonBody(patch): JsonBody<UpdateWebhook>,
 ) -> Result<Json<WebhookView>, ApiError> {
     let mut webhook = load(&state, &caller, &id, Action::ManageWebhooks).await?;
+    let seen = webhook.updated_at;
     let s = Draft::from_stored(&webhook)
         .apply(patch)?
         .validate(&state, &webhook.project_id)
@@ -574,7 +575,10 @@ pub async fn update(
     webhook.timeout = s.timeout;
     webhook.retry_policy = s.retry_policy;
     webhook.updated_at = time::now();
-    state.store.update_webhook(&webhook).await?;
+    state
+        .store
+        .update_webhook_if_unchanged(&webhook, seen)
+        .await?;
     state.engine.webhook_changed(&webhook.id);
     Ok(Json(WebhookView::for_caller(webhook, &caller)))
 }
@@ -602,11 +606,15 @@ async fn set_status(
     verb: &str,
 ) -> Result<Json<WebhookView>, ApiError> {
     let mut webhook = load(state, caller, id, Action::ManageWebhooks).await?;
+    let seen = webhook.updated_at;
     if webhook.status != status {
         webhook.status = status;
         webhook.status_reason = Some(format!("{verb} by {}", caller.0.key_id));
         webhook.updated_at = time::now();
-        state.store.update_webhook(&webhook).await?;
+        state
+            .store
+            .update_webhook_if_unchanged(&webhook, seen)
+            .await?;
         state.engine.webhook_changed(&webhook.id);
     }
     Ok(Json(WebhookView::for_caller(webhook, caller)))
@@ -692,6 +700,7 @@ pub async fn rotate_secret(
 ) -> Result<Json<SecretView>, ApiError> {
     caller.require(Action::SeeSecrets)?;
     let mut webhook = load(&state, &caller, &id, Action::ManageWebhooks).await?;
+    let seen = webhook.updated_at;
     let grace = match input.and_then(|i| i.grace_seconds) {
         Some(seconds) => RotationGrace::from_seconds(seconds)?,
         None => state.settings.rotation_grace,
@@ -699,7 +708,10 @@ pub async fn rotate_secret(
     let now = time::now();
     webhook.rotate_secret(SigningSecret::generate(), now, grace);
     webhook.updated_at = now;
-    state.store.update_webhook(&webhook).await?;
+    state
+        .store
+        .update_webhook_if_unchanged(&webhook, seen)
+        .await?;
     state.engine.webhook_changed(&webhook.id);
     Ok(Json(SecretView::new(&webhook)))
 }

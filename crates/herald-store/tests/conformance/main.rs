@@ -933,6 +933,52 @@ async fn delivery_engine(store: &dyn Store) {
     assert_eq!(store.event(&p.id, &e1.id).await.unwrap(), e1);
 }
 
+/// An edit based on a stale read is refused, so it cannot undo a change made meanwhile.
+async fn stale_webhook_edits(store: &dyn Store) {
+    let p = project("stale", 1);
+    store.create_project(&p).await.unwrap();
+    let w = webhook(&p.id, "w", None, 1);
+    store.create_webhook(&w).await.unwrap();
+    // Someone (the engine, on a 410) disables it...
+    let mut disabled = w.clone();
+    disabled.status = WebhookStatus::Disabled;
+    disabled.updated_at = at(5);
+    store
+        .update_webhook_if_unchanged(&disabled, w.updated_at)
+        .await
+        .unwrap();
+    // ...while a person edits the copy they read before.
+    let mut renamed = w.clone();
+    renamed.name = "renamed".into();
+    renamed.updated_at = at(6);
+    assert!(matches!(
+        store
+            .update_webhook_if_unchanged(&renamed, w.updated_at)
+            .await,
+        Err(StoreError::Changed { entity: "webhook" })
+    ));
+    assert_eq!(
+        store.webhook(&w.id).await.unwrap().status,
+        WebhookStatus::Disabled
+    );
+    let mut fresh = store.webhook(&w.id).await.unwrap();
+    let seen = fresh.updated_at;
+    fresh.name = "renamed".into();
+    fresh.updated_at = at(7);
+    store
+        .update_webhook_if_unchanged(&fresh, seen)
+        .await
+        .unwrap();
+    let mut ghost = w.clone();
+    ghost.id = WebhookId::new();
+    assert!(matches!(
+        store
+            .update_webhook_if_unchanged(&ghost, w.updated_at)
+            .await,
+        Err(StoreError::NotFound { .. })
+    ));
+}
+
 /// Two publishes of one id in the same group commit: the first is the event, the second a
 /// duplicate of it.
 async fn one_id_twice_in_one_batch(store: &dyn Store) {
@@ -1021,6 +1067,7 @@ async fn store_story(store: Arc<dyn Store>) {
     publishing(store.as_ref()).await;
     delivery_engine(store.as_ref()).await;
     one_id_twice_in_one_batch(store.as_ref()).await;
+    stale_webhook_edits(store.as_ref()).await;
     concurrent_claims_never_overlap(store).await;
 }
 
