@@ -24,6 +24,9 @@ pub struct TtlCache<K, V> {
     ttl: Duration,
     capacity: usize,
     entries: Mutex<HashMap<K, (Instant, V)>>,
+    /// Bumped by every invalidation: a value loaded across one is not cached, so a load that
+    /// read the row just before a revoke cannot put the old value back.
+    epoch: std::sync::atomic::AtomicU64,
 }
 
 impl<K: Eq + Hash + Clone, V: Clone> TtlCache<K, V> {
@@ -32,6 +35,7 @@ impl<K: Eq + Hash + Clone, V: Clone> TtlCache<K, V> {
             ttl,
             capacity,
             entries: Mutex::new(HashMap::new()),
+            epoch: std::sync::atomic::AtomicU64::new(0),
         }
     }
 
@@ -64,8 +68,12 @@ impl<K: Eq + Hash + Clone, V: Clone> TtlCache<K, V> {
         {
             return Ok(value.clone());
         }
+        let epoch = self.epoch.load(std::sync::atomic::Ordering::Acquire);
         let value = load.await?;
         let mut entries = self.lock();
+        if self.epoch.load(std::sync::atomic::Ordering::Acquire) != epoch {
+            return Ok(value);
+        }
         if entries.len() >= self.capacity {
             entries.clear();
         }
@@ -74,11 +82,15 @@ impl<K: Eq + Hash + Clone, V: Clone> TtlCache<K, V> {
     }
 
     pub fn remove(&self, key: &K) {
-        self.lock().remove(key);
+        let mut entries = self.lock();
+        self.epoch.fetch_add(1, std::sync::atomic::Ordering::AcqRel);
+        entries.remove(key);
     }
 
     pub fn clear(&self) {
-        self.lock().clear();
+        let mut entries = self.lock();
+        self.epoch.fetch_add(1, std::sync::atomic::Ordering::AcqRel);
+        entries.clear();
     }
 }
 

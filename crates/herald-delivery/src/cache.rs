@@ -26,6 +26,8 @@ pub(crate) struct WebhookEntry {
 pub(crate) struct WebhookCache {
     ttl: Duration,
     entries: Mutex<HashMap<WebhookId, (Instant, Arc<WebhookEntry>)>>,
+    /// Bumped by every invalidation: an entry loaded across one is used once but not kept.
+    epoch: std::sync::atomic::AtomicU64,
 }
 
 impl WebhookCache {
@@ -33,6 +35,7 @@ impl WebhookCache {
         Self {
             ttl,
             entries: Mutex::new(HashMap::new()),
+            epoch: std::sync::atomic::AtomicU64::new(0),
         }
     }
 
@@ -48,6 +51,7 @@ impl WebhookCache {
         {
             return Ok(Some(entry.clone()));
         }
+        let epoch = self.epoch.load(std::sync::atomic::Ordering::Acquire);
         let webhook = match store.webhook(id).await {
             Ok(w) => w,
             Err(StoreError::NotFound { .. }) => {
@@ -74,13 +78,17 @@ impl WebhookCache {
             policy,
             last: Mutex::new(last),
         });
-        self.lock()
-            .insert(id.clone(), (Instant::now(), entry.clone()));
+        let mut entries = self.lock();
+        if self.epoch.load(std::sync::atomic::Ordering::Acquire) == epoch {
+            entries.insert(id.clone(), (Instant::now(), entry.clone()));
+        }
         Ok(Some(entry))
     }
 
     pub fn invalidate(&self, id: &WebhookId) {
-        self.lock().remove(id);
+        let mut entries = self.lock();
+        self.epoch.fetch_add(1, std::sync::atomic::Ordering::AcqRel);
+        entries.remove(id);
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<WebhookId, (Instant, Arc<WebhookEntry>)>> {

@@ -51,6 +51,8 @@ pub enum StoreError {
         entity: &'static str,
         field: &'static str,
     },
+    #[error("another Herald process is using {}; one process owns an SQLite data directory (use PostgreSQL for several nodes)", path.display())]
+    InUse { path: PathBuf },
     #[error("the {entity} changed since it was read")]
     Changed { entity: &'static str },
     #[error("stored {what} could not be read back")]

@@ -20,6 +20,9 @@ static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite")
 pub struct SqliteStore {
     writer: SqlitePool,
     reader: SqlitePool,
+    /// An exclusive lock on `<db>.lock`, held while the store lives: a second process on the
+    /// same file would free this one's leases at its start and send the same deliveries.
+    _lock: std::sync::Arc<std::fs::File>,
 }
 
 impl SqliteStore {
@@ -27,6 +30,18 @@ impl SqliteStore {
     pub async fn open(path: &Path) -> StoreResult<Self> {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir).map_err(sqlx::Error::Io)?;
+        }
+        let lock_path = path.with_extension("lock");
+        let lock = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&lock_path)
+            .map_err(sqlx::Error::Io)?;
+        if lock.try_lock().is_err() {
+            return Err(StoreError::InUse {
+                path: path.to_owned(),
+            });
         }
         let base = SqliteConnectOptions::new()
             .filename(path)
@@ -46,7 +61,11 @@ impl SqliteStore {
             .max_connections(4)
             .connect_with(base)
             .await?;
-        Ok(Self { writer, reader })
+        Ok(Self {
+            writer,
+            reader,
+            _lock: std::sync::Arc::new(lock),
+        })
     }
 
     fn writer(&self) -> &SqlitePool {

@@ -1106,3 +1106,16 @@ async fn sqlite_data_survives_reopening_the_file() {
         .unwrap();
     assert_eq!(kept, secret, "the account secret survives a restart");
 }
+
+#[tokio::test]
+async fn a_second_store_on_the_same_sqlite_file_is_refused_while_the_first_lives() {
+    let db = TestDatabase::sqlite();
+    let first = db.connect().await;
+    let second = herald_store::connect(&db.target).await;
+    assert!(
+        matches!(second, Err(StoreError::InUse { .. })),
+        "{second:?}"
+    );
+    drop(first);
+    assert!(herald_store::connect(&db.target).await.is_ok());
+}
