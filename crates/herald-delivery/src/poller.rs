@@ -26,45 +26,69 @@ pub(crate) async fn run(core: Arc<Core>) {
 
 /// One pass: every webhook with due, unleased work gets as much as its lane has room for.
 pub(crate) async fn poll_once(core: &Arc<Core>) -> herald_store::StoreResult<usize> {
+    const PAGE: u32 = 500;
     let now = time::now();
     let mut claimed = 0;
-    for webhook in core.store.webhooks_with_due_work(now, 1000).await? {
-        let room = core.dispatcher.room(&webhook);
-        if room == 0 {
-            continue;
-        }
-        let Some(entry) = core
-            .cache
-            .get(core.store.as_ref(), &core.config.default_retry, &webhook)
-            .await?
-        else {
-            continue;
-        };
-        if entry.webhook.status != WebhookStatus::Active {
-            continue;
-        }
-        let lease = Lease {
-            owner: core.config.node_id.clone(),
-            until: core.lease_until(&entry.webhook, now),
-        };
-        let jobs: Vec<Job> = core
+    let mut after: Option<herald_core::id::WebhookId> = None;
+    // Page through every webhook with due work, so webhooks past the first page (behind many
+    // whose lanes are full) are not starved.
+    loop {
+        let page = core
             .store
-            .claim_due(
-                &webhook,
-                &lease,
-                now,
-                u32::try_from(room).unwrap_or(u32::MAX),
-            )
-            .await?
-            .into_iter()
-            .map(|c| Job {
-                delivery: c.delivery,
-                event: Arc::new(c.event),
-                lease_until: lease.until,
-            })
-            .collect();
-        claimed += jobs.len();
-        core.dispatcher.submit(core, jobs);
+            .webhooks_with_due_work(now, after.as_ref(), PAGE)
+            .await?;
+        let full_page = page.len() == PAGE as usize;
+        after = page.last().cloned();
+        for webhook in page {
+            claimed += claim_for(core, webhook, now).await?;
+        }
+        if !full_page {
+            return Ok(claimed);
+        }
     }
+}
+
+/// Claims as much of one webhook's due work as its lane has room for.
+async fn claim_for(
+    core: &Arc<Core>,
+    webhook: herald_core::id::WebhookId,
+    now: time::Timestamp,
+) -> herald_store::StoreResult<usize> {
+    let room = core.dispatcher.room(&webhook);
+    if room == 0 {
+        return Ok(0);
+    }
+    let Some(entry) = core
+        .cache
+        .get(core.store.as_ref(), &core.config.default_retry, &webhook)
+        .await?
+    else {
+        return Ok(0);
+    };
+    if entry.webhook.status != WebhookStatus::Active {
+        return Ok(0);
+    }
+    let lease = Lease {
+        owner: core.config.node_id.clone(),
+        until: core.lease_until(&entry.webhook, now),
+    };
+    let jobs: Vec<Job> = core
+        .store
+        .claim_due(
+            &webhook,
+            &lease,
+            now,
+            u32::try_from(room).unwrap_or(u32::MAX),
+        )
+        .await?
+        .into_iter()
+        .map(|c| Job {
+            delivery: c.delivery,
+            event: Arc::new(c.event),
+            lease_until: lease.until,
+        })
+        .collect();
+    let claimed = jobs.len();
+    core.dispatcher.submit(core, jobs);
     Ok(claimed)
 }

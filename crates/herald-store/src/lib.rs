@@ -340,10 +340,12 @@ pub trait Store: Send + Sync + fmt::Debug {
     /// left is from a process that died.
     async fn release_all_leases(&self) -> StoreResult<u64>;
 
-    /// Webhooks with deliveries due at `now` and no live lease: where a poll should look.
+    /// Webhooks with deliveries due at `now` and no live lease, in id order, after `after`:
+    /// where a poll should look, a page at a time.
     async fn webhooks_with_due_work(
         &self,
         now: Timestamp,
+        after: Option<&WebhookId>,
         limit: u32,
     ) -> StoreResult<Vec<WebhookId>>;
 

@@ -823,12 +823,18 @@ impl Store for ThisStore {
         Ok(done.rows_affected())
     }
 
-    async fn webhooks_with_due_work(&self, now: Timestamp, limit: u32) -> StoreResult<Vec<WebhookId>> {
+    async fn webhooks_with_due_work(
+        &self,
+        now: Timestamp,
+        after: Option<&WebhookId>,
+        limit: u32,
+    ) -> StoreResult<Vec<WebhookId>> {
         // A loose index scan (one index probe per webhook), so a webhook with a million queued
         // deliveries costs the same as one with a single delivery.
         let rows: Vec<(String,)> = sqlx::query_as(
             "WITH RECURSIVE w(id) AS ( \
                SELECT MIN(webhook_id) FROM deliveries WHERE status IN ('pending', 'retrying') \
+                 AND webhook_id > $3 \
                UNION ALL \
                SELECT (SELECT MIN(d.webhook_id) FROM deliveries d \
                        WHERE d.status IN ('pending', 'retrying') AND d.webhook_id > w.id) \
@@ -837,10 +843,11 @@ impl Store for ThisStore {
              WHERE EXISTS (SELECT 1 FROM deliveries d WHERE d.webhook_id = w.id \
                AND d.status IN ('pending', 'retrying') AND d.next_attempt_at <= $1 \
                AND (d.lease_expires_at IS NULL OR d.lease_expires_at < $1)) \
-             LIMIT $2",
+             ORDER BY w.id LIMIT $2",
         )
         .bind(ms(&now))
         .bind(i64::from(limit))
+        .bind(after.map_or("", WebhookId::as_str))
         .fetch_all(self.reader())
         .await?;
         rows.into_iter()

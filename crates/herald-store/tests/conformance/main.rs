@@ -612,14 +612,17 @@ async fn delivery_engine(store: &dyn Store) {
     );
     assert!(
         store
-            .webhooks_with_due_work(at(200), 10)
+            .webhooks_with_due_work(at(200), None, 10)
             .await
             .unwrap()
             .is_empty()
     );
     // After the lease expires (the node died), another node claims it, with its event.
     assert_eq!(
-        store.webhooks_with_due_work(at(10_001), 10).await.unwrap(),
+        store
+            .webhooks_with_due_work(at(10_001), None, 10)
+            .await
+            .unwrap(),
         vec![w.id.clone()]
     );
     let claimed = store
@@ -1008,6 +1011,49 @@ async fn one_id_twice_in_one_batch(store: &dyn Store) {
     assert_eq!(store.event(&p.id, &first.id).await.unwrap(), first);
 }
 
+/// The webhooks with due work come a page at a time, in id order.
+async fn due_work_is_paged(store: &dyn Store) {
+    let p = project("paged", 1);
+    store.create_project(&p).await.unwrap();
+    let mut ids = Vec::new();
+    for i in 0..5 {
+        let w = webhook(&p.id, &format!("w{i}"), None, 1);
+        store.create_webhook(&w).await.unwrap();
+        let e = event(&p.id, &format!("p{i}"), "a.b", 10);
+        let d = Delivery::new(p.id.clone(), e.id.clone(), w.id.clone(), e.created_at);
+        store
+            .commit(
+                &[NewPublish {
+                    event: e,
+                    deliveries: vec![(d, None)],
+                }],
+                &[],
+                at(10),
+            )
+            .await
+            .unwrap();
+        ids.push(w.id);
+    }
+    ids.sort();
+    let now = at(1_000_000_000);
+    let mut seen = Vec::new();
+    let mut after = None;
+    loop {
+        let page = store
+            .webhooks_with_due_work(now, after.as_ref(), 2)
+            .await
+            .unwrap();
+        let done = page.len() < 2;
+        after = page.last().cloned();
+        seen.extend(page);
+        if done {
+            break;
+        }
+    }
+    let mine: Vec<WebhookId> = seen.into_iter().filter(|w| ids.contains(w)).collect();
+    assert_eq!(mine, ids, "every webhook once, in id order");
+}
+
 /// Claims running at the same time never hand out the same delivery.
 async fn concurrent_claims_never_overlap(store: Arc<dyn Store>) {
     let p = project("claims", 1);
@@ -1068,6 +1114,7 @@ async fn store_story(store: Arc<dyn Store>) {
     delivery_engine(store.as_ref()).await;
     one_id_twice_in_one_batch(store.as_ref()).await;
     stale_webhook_edits(store.as_ref()).await;
+    due_work_is_paged(store.as_ref()).await;
     concurrent_claims_never_overlap(store).await;
 }
 
