@@ -282,7 +282,9 @@ impl Engine {
                 allowed: config.allowed_networks.clone(),
             },
             config.allow_http,
-            config.lane_concurrency.max(8),
+            // Many webhooks often share one receiver host; every send in flight may come back
+            // to the pool, so it keeps as many idle connections as can be in flight.
+            config.global_concurrency.max(8),
         )?;
         let (writes, queue) = mpsc::channel(config.max_batch * 8);
         let core = Arc::new(Core {

@@ -50,4 +50,7 @@ const CLAIM_DUE: &str = "UPDATE deliveries SET lease_owner = $1, lease_expires_a
       ORDER BY next_attempt_at LIMIT $5 FOR UPDATE SKIP LOCKED) \
     RETURNING id, project_id, event_id, webhook_id, status, attempts, next_attempt_at, created_at, updated_at";
 
+/// Whether the backend has row locks that concurrent writers must take in one order.
+const ROW_LOCKS: bool = true;
+
 include!("shared.rs");

@@ -51,6 +51,110 @@ fn limit_plus_one(page: &PageRequest) -> i64 {
 }
 
 impl ThisStore {
+    /// The batch's statistics in one UPDATE for every webhook it touched; webhooks whose
+    /// failures crossed their out-of-order thresholds move to `out_of_order`.
+    async fn count_in_stats(
+        &self,
+        tx: &mut sqlx::Transaction<'static, Db>,
+        events_per_webhook: &BTreeMap<&str, (i64, i64)>,
+        deltas: BTreeMap<WebhookId, crate::batch::StatsDelta>,
+        now: Timestamp,
+        committed: &mut Committed,
+    ) -> StoreResult<()> {
+        let none = crate::batch::StatsDelta::default();
+        let mut touched: BTreeSet<&str> = events_per_webhook.keys().copied().collect();
+        touched.extend(deltas.keys().map(WebhookId::as_str));
+        if touched.is_empty() {
+            return Ok(());
+        }
+        let touched: Vec<&str> = touched.into_iter().collect();
+        let rules: HashMap<&str, crate::OutOfOrderRule> = deltas
+            .iter()
+            .filter_map(|(w, d)| Some((w.as_str(), d.rule?)))
+            .collect();
+        let mut moved_out: Vec<(String, i64, Option<i64>)> = Vec::new();
+        for chunk in touched.chunks(500) {
+            if ROW_LOCKS {
+                // Two nodes' batches lock the statistics rows they share in the same (id) order,
+                // so they cannot deadlock; the UPDATE below may visit them in any order.
+                let mut lock = sqlx::QueryBuilder::<Db>::new("SELECT webhook_id FROM webhook_stats WHERE webhook_id IN (");
+                let mut ids = lock.separated(", ");
+                for id in chunk {
+                    ids.push_bind(*id);
+                }
+                lock.push(") ORDER BY webhook_id FOR UPDATE");
+                lock.build().persistent(false).execute(&mut **tx).await?;
+            }
+            let mut update = sqlx::QueryBuilder::<Db>::new(
+                "UPDATE webhook_stats SET events = events + v.column2, \
+                 last_event_at = CASE WHEN v.column3 IS NOT NULL AND (last_event_at IS NULL OR last_event_at < v.column3) \
+                   THEN v.column3 ELSE last_event_at END, \
+                 triggers = triggers + v.column4, successes = successes + v.column5, \
+                 failures = failures + v.column6, \
+                 failures_since_success = CASE WHEN v.column7 THEN v.column8 ELSE failures_since_success + v.column8 END, \
+                 last_success_attempt = CASE WHEN v.column9 IS NOT NULL AND (last_success_at IS NULL OR last_success_at <= v.column9) \
+                   THEN v.column10 ELSE last_success_attempt END, \
+                 last_success_at = CASE WHEN v.column9 IS NOT NULL AND (last_success_at IS NULL OR last_success_at <= v.column9) \
+                   THEN v.column9 ELSE last_success_at END, \
+                 last_failure_attempt = CASE WHEN v.column11 IS NOT NULL AND (last_failure_at IS NULL OR last_failure_at <= v.column11) \
+                   THEN v.column12 ELSE last_failure_attempt END, \
+                 last_failure_at = CASE WHEN v.column11 IS NOT NULL AND (last_failure_at IS NULL OR last_failure_at <= v.column11) \
+                   THEN v.column11 ELSE last_failure_at END, \
+                 failed_deliveries_in_a_row = CASE WHEN v.column7 THEN v.column13 ELSE failed_deliveries_in_a_row + v.column13 END, \
+                 failing_since = CASE WHEN v.column7 THEN v.column14 ELSE COALESCE(failing_since, v.column14) END \
+                 FROM (",
+            );
+            update.push_values(chunk, |mut row, webhook| {
+                let (events, last_event) = events_per_webhook.get(webhook).copied().map_or((0, None), |(n, at)| (n, Some(at)));
+                let d = WebhookId::parse(webhook).ok().and_then(|w| deltas.get(&w)).unwrap_or(&none);
+                row.push_bind(*webhook)
+                    .push_bind(events)
+                    .push_bind(last_event)
+                    .push_bind(d.triggers)
+                    .push_bind(d.successes)
+                    .push_bind(d.failures)
+                    .push_bind(d.reset)
+                    .push_bind(d.failures_after)
+                    .push_bind(d.last_success.as_ref().map(|s| s.0))
+                    .push_bind(d.last_success.as_ref().map(|s| s.1.clone()))
+                    .push_bind(d.last_failure.as_ref().map(|s| s.0))
+                    .push_bind(d.last_failure.as_ref().map(|s| s.1.clone()))
+                    .push_bind(d.exhausted_after)
+                    .push_bind(d.failing_since);
+            });
+            update.push(") AS v WHERE webhook_stats.webhook_id = v.column1 RETURNING webhook_id, failed_deliveries_in_a_row, failing_since");
+            let counted: Vec<(String, i64, Option<i64>)> =
+                update.build_query_as().persistent(false).fetch_all(&mut **tx).await?;
+            moved_out.extend(counted.into_iter().filter(|(webhook, in_a_row, since)| {
+                rules
+                    .get(webhook.as_str())
+                    .is_some_and(|rule| crate::batch::is_out_of_order(rule, *in_a_row, *since, ms(&now)))
+            }));
+        }
+        moved_out.sort();
+        for (webhook, counted, since) in moved_out {
+            let reason = format!(
+                "out of order: {counted} deliveries failed in a row{}",
+                since.map(|s| format!(", failing since {}", herald_core::time::from_millis(s).to_rfc3339()))
+                    .unwrap_or_default()
+            );
+            let moved = sqlx::query(
+                "UPDATE webhooks SET status = 'out_of_order', status_reason = $2, updated_at = $3 \
+                 WHERE id = $1 AND status = 'active'",
+            )
+            .bind(webhook.as_str())
+            .bind(reason)
+            .bind(ms(&now))
+            .execute(&mut **tx)
+            .await?
+            .rows_affected();
+            if moved > 0 {
+                committed.out_of_order.push(WebhookId::parse(&webhook).map_err(|e| StoreError::Corrupt { what: "webhook id", source: Box::new(e) })?);
+            }
+        }
+        Ok(())
+    }
+
     /// UPDATE of every column; with `seen`, only if `updated_at` is still that.
     async fn save_webhook(&self, w: &Webhook, seen: Option<i64>) -> StoreResult<()> {
         let v = WebhookValues::from(w);
@@ -527,21 +631,13 @@ impl Store for ThisStore {
         records: &[AttemptRecord],
         now: Timestamp,
     ) -> StoreResult<Committed> {
+        // Few statements per batch whatever its size: on SQLite every statement is a round trip
+        // to the connection's thread, and the writer is the one serial step of the engine.
         let mut tx = self.writer().begin().await?;
         let mut committed = Committed::default();
 
-        // Deliveries whose webhook was deleted since matching, and attempts whose delivery was
-        // deleted since sending, are dropped rather than failing the whole batch.
-        let webhook_ids: HashSet<&str> = publishes
-            .iter()
-            .flat_map(|p| p.deliveries.iter().map(|(d, _)| d.webhook_id.as_str()))
-            .collect();
-        let live_webhooks = existing_ids(&mut tx, "webhooks", webhook_ids.into_iter().collect()).await?;
-        let delivery_ids: HashSet<&str> = records.iter().map(|r| r.attempt.delivery_id.as_str()).collect();
-        let live_deliveries = existing_ids(&mut tx, "deliveries", delivery_ids.into_iter().collect()).await?;
-
         // Events: one multi-row insert per chunk; RETURNING says which were new.
-        let mut inserted: HashSet<(String, String)> = HashSet::new();
+        let mut inserted: HashSet<(&str, &str)> = HashSet::new();
         for chunk in publishes.chunks(1000) {
             let mut insert = sqlx::QueryBuilder::<Db>::new(
                 "INSERT INTO events (project_id, id, event_type, occurred_at, data, actor_id, actor_email, created_at) ",
@@ -564,14 +660,17 @@ impl Store for ThisStore {
                 .fetch_all(&mut *tx)
                 .await
                 .map_err(write_error("event", "id", "project"))?;
-            inserted.extend(rows);
+            let new: HashSet<(String, String)> = rows.into_iter().collect();
+            inserted.extend(chunk.iter().map(|p| (p.event.project_id.as_str(), p.event.id.as_str())).filter(|(project, id)| {
+                new.contains(&((*project).to_owned(), (*id).to_owned()))
+            }));
         }
         let mut events_per_webhook: BTreeMap<&str, (i64, i64)> = BTreeMap::new();
         let mut new_deliveries: Vec<&(Delivery, Option<Lease>)> = Vec::new();
         for p in publishes {
             let e = &p.event;
             // The first publish of an id in this batch takes it; any later one is a duplicate.
-            if !inserted.remove(&(e.project_id.to_string(), e.id.as_str().to_owned())) {
+            if !inserted.remove(&(e.project_id.as_str(), e.id.as_str())) {
                 let row = sqlx::query_as::<Db, EventRow>(
                     "SELECT project_id, id, event_type, occurred_at, data, actor_id, actor_email, created_at \
                      FROM events WHERE project_id = $1 AND id = $2",
@@ -583,7 +682,7 @@ impl Store for ThisStore {
                 committed.published.push(Published::Duplicate(Box::new(Event::try_from(row)?)));
                 continue;
             }
-            for pair in p.deliveries.iter().filter(|(d, _)| live_webhooks.contains(d.webhook_id.as_str())) {
+            for pair in &p.deliveries {
                 let entry = events_per_webhook.entry(pair.0.webhook_id.as_str()).or_insert((0, 0));
                 entry.0 += 1;
                 entry.1 = entry.1.max(ms(&e.created_at));
@@ -591,11 +690,15 @@ impl Store for ThisStore {
             }
             committed.published.push(Published::Created);
         }
-        // Bounded chunks keep each statement under SQLite's bind-parameter limit.
+        // A webhook deleted since its deliveries were matched takes them with it (WHERE EXISTS),
+        // rather than failing the batch. Bounded chunks keep each statement under SQLite's
+        // bind-parameter limit.
         for chunk in new_deliveries.chunks(400) {
             let mut insert = sqlx::QueryBuilder::<Db>::new(
                 "INSERT INTO deliveries (id, project_id, event_id, webhook_id, status, attempts, \
-                 next_attempt_at, created_at, updated_at, lease_owner, lease_expires_at) ",
+                 next_attempt_at, created_at, updated_at, lease_owner, lease_expires_at) \
+                 SELECT v.column1, v.column2, v.column3, v.column4, v.column5, v.column6, v.column7, \
+                 v.column8, v.column9, v.column10, v.column11 FROM (",
             );
             insert.push_values(chunk, |mut row, (d, lease)| {
                 row.push_bind(d.id.as_str())
@@ -610,14 +713,16 @@ impl Store for ThisStore {
                     .push_bind(lease.as_ref().map(|l| l.owner.as_str()))
                     .push_bind(lease.as_ref().map(|l| ms(&l.until)));
             });
-            insert.build().execute(&mut *tx).await?;
+            insert.push(") AS v WHERE EXISTS (SELECT 1 FROM webhooks w WHERE w.id = v.column4)");
+            insert.build().persistent(false).execute(&mut *tx).await?;
         }
-        let records: Vec<&AttemptRecord> = records
-            .iter()
-            .filter(|r| live_deliveries.contains(r.attempt.delivery_id.as_str()))
-            .collect();
+        // Likewise an attempt whose delivery was deleted while it was being sent is dropped.
         for chunk in records.chunks(500) {
-            let mut insert = sqlx::QueryBuilder::<Db>::new(concat!("INSERT INTO attempts (", attempt_columns!(), ") "));
+            let mut insert = sqlx::QueryBuilder::<Db>::new(concat!(
+                "INSERT INTO attempts (", attempt_columns!(), ") SELECT v.column1, v.column2, v.column3, \
+                 v.column4, v.column5, v.column6, v.column7, v.column8, v.column9, v.column10, v.column11, \
+                 v.column12, v.column13 FROM ("
+            ));
             insert.push_values(chunk, |mut row, r| {
                 let a = &r.attempt;
                 row.push_bind(a.id.as_str())
@@ -634,10 +739,11 @@ impl Store for ThisStore {
                     .push_bind(a.error.as_ref().map(|e| e.message.clone()))
                     .push_bind(a.succeeded);
             });
-            insert.build().execute(&mut *tx).await?;
+            insert.push(") AS v WHERE EXISTS (SELECT 1 FROM deliveries d WHERE d.id = v.column2)");
+            insert.build().persistent(false).execute(&mut *tx).await?;
         }
-        // Rows in delivery id order, for the same lock-order reason as below.
-        let mut by_delivery = records.clone();
+        // Rows in delivery id order, for the same lock-order reason as the statistics below.
+        let mut by_delivery: Vec<&AttemptRecord> = records.iter().collect();
         by_delivery.sort_by(|a, b| a.attempt.delivery_id.cmp(&b.attempt.delivery_id));
         for chunk in by_delivery.chunks(500) {
             let mut update = sqlx::QueryBuilder::<Db>::new(
@@ -660,9 +766,9 @@ impl Store for ThisStore {
                  AND deliveries.status IN ('pending', 'retrying') \
                  AND (deliveries.lease_owner IS NULL OR deliveries.lease_owner = v.column6)",
             );
-            update.build().execute(&mut *tx).await?;
+            update.build().persistent(false).execute(&mut *tx).await?;
         }
-        for r in &records {
+        for r in records {
             let Some(change) = &r.webhook_change else { continue };
             let mut update = sqlx::QueryBuilder::<Db>::new("UPDATE webhooks SET status = ");
             update
@@ -681,79 +787,8 @@ impl Store for ThisStore {
             update.push(")");
             update.build().execute(&mut *tx).await?;
         }
-        let mut deltas = crate::batch::fold(records.iter().copied());
-        let mut touched: BTreeSet<WebhookId> = deltas.keys().cloned().collect();
-        touched.extend(events_per_webhook.keys().filter_map(|w| WebhookId::parse(w).ok()));
-        // One pass in webhook id order, so two nodes' transactions take these row locks in the
-        // same order and cannot deadlock.
-        for webhook in touched {
-            if let Some((count, last)) = events_per_webhook.get(webhook.as_str()) {
-                sqlx::query(
-                    "UPDATE webhook_stats SET events = events + $2, last_event_at = CASE \
-                     WHEN last_event_at IS NULL OR last_event_at < $3 THEN $3 ELSE last_event_at END \
-                     WHERE webhook_id = $1",
-                )
-                .bind(webhook.as_str())
-                .bind(*count)
-                .bind(*last)
-                .execute(&mut *tx)
-                .await?;
-            }
-            let Some(d) = deltas.remove(&webhook) else { continue };
-            let (counted, since): (i64, Option<i64>) = sqlx::query_as(
-                "UPDATE webhook_stats SET triggers = triggers + $2, successes = successes + $3, \
-                 failures = failures + $4, \
-                 failures_since_success = CASE WHEN $5 THEN $6 ELSE failures_since_success + $6 END, \
-                 last_success_attempt = CASE WHEN $7 IS NOT NULL AND (last_success_at IS NULL OR last_success_at <= $7) \
-                   THEN $8 ELSE last_success_attempt END, \
-                 last_success_at = CASE WHEN $7 IS NOT NULL AND (last_success_at IS NULL OR last_success_at <= $7) \
-                   THEN $7 ELSE last_success_at END, \
-                 last_failure_attempt = CASE WHEN $9 IS NOT NULL AND (last_failure_at IS NULL OR last_failure_at <= $9) \
-                   THEN $10 ELSE last_failure_attempt END, \
-                 last_failure_at = CASE WHEN $9 IS NOT NULL AND (last_failure_at IS NULL OR last_failure_at <= $9) \
-                   THEN $9 ELSE last_failure_at END, \
-                 failed_deliveries_in_a_row = CASE WHEN $5 THEN $11 ELSE failed_deliveries_in_a_row + $11 END, \
-                 failing_since = CASE WHEN $5 THEN $12 ELSE COALESCE(failing_since, $12) END \
-                 WHERE webhook_id = $1 RETURNING failed_deliveries_in_a_row, failing_since",
-            )
-            .bind(webhook.as_str())
-            .bind(d.triggers)
-            .bind(d.successes)
-            .bind(d.failures)
-            .bind(d.reset)
-            .bind(d.failures_after)
-            .bind(d.last_success.as_ref().map(|s| s.0))
-            .bind(d.last_success.as_ref().map(|s| s.1.as_str()))
-            .bind(d.last_failure.as_ref().map(|s| s.0))
-            .bind(d.last_failure.as_ref().map(|s| s.1.as_str()))
-            .bind(d.exhausted_after)
-            .bind(d.failing_since)
-            .fetch_optional(&mut *tx)
-            .await?
-            .unwrap_or((0, None));
-            let Some(rule) = d.rule else { continue };
-            if !crate::batch::is_out_of_order(&rule, counted, since, ms(&now)) {
-                continue;
-            }
-            let reason = format!(
-                "out of order: {counted} deliveries failed in a row{}",
-                since.map(|s| format!(", failing since {}", herald_core::time::from_millis(s).to_rfc3339()))
-                    .unwrap_or_default()
-            );
-            let moved = sqlx::query(
-                "UPDATE webhooks SET status = 'out_of_order', status_reason = $2, updated_at = $3 \
-                 WHERE id = $1 AND status = 'active'",
-            )
-            .bind(webhook.as_str())
-            .bind(reason)
-            .bind(ms(&now))
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
-            if moved > 0 {
-                committed.out_of_order.push(webhook);
-            }
-        }
+        self.count_in_stats(&mut tx, &events_per_webhook, crate::batch::fold(records), now, &mut committed)
+            .await?;
         tx.commit().await?;
         Ok(committed)
     }
@@ -1024,24 +1059,4 @@ fn bind_webhook(query: Query<'_>, v: WebhookValues) -> Query<'_> {
         .bind(v.previous_secret_expires_at)
         .bind(v.created_at)
         .bind(v.updated_at)
-}
-
-/// Which of `ids` still exist in `table` (inside the transaction).
-async fn existing_ids(
-    tx: &mut sqlx::Transaction<'static, Db>,
-    table: &'static str,
-    ids: Vec<&str>,
-) -> StoreResult<HashSet<String>> {
-    let mut found = HashSet::with_capacity(ids.len());
-    for chunk in ids.chunks(500) {
-        let mut select = sqlx::QueryBuilder::<Db>::new(format!("SELECT id FROM {table} WHERE id IN ("));
-        let mut list = select.separated(", ");
-        for id in chunk {
-            list.push_bind(*id);
-        }
-        select.push(")");
-        let rows: Vec<(String,)> = select.build_query_as().fetch_all(&mut **tx).await?;
-        found.extend(rows.into_iter().map(|(id,)| id));
-    }
-    Ok(found)
 }

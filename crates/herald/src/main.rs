@@ -8,6 +8,9 @@
 
 mod verify_cmd;
 
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use clap::{Parser, Subcommand};
 use herald::app::{App, shutdown_on_signals};
 use herald::config::{Config, ServeArgs};
