@@ -100,6 +100,8 @@ pub enum EngineError {
     ShuttingDown,
     #[error("could not build the HTTP client: {0}")]
     Client(#[from] reqwest::Error),
+    #[error("could not start the writer thread: {0}")]
+    WriterThread(#[from] std::io::Error),
 }
 
 /// What every task of the engine shares.
@@ -116,6 +118,8 @@ pub(crate) struct Core {
     pub system_project: ProjectId,
     /// Bumped whenever a webhook changes through this node, so caches of webhooks know to reload.
     pub generation: std::sync::atomic::AtomicU64,
+    /// The runtime sends and API handlers run on (the writer may run on a thread of its own).
+    pub runtime: tokio::runtime::Handle,
 }
 
 impl Core {
@@ -302,12 +306,17 @@ impl Engine {
             shutdown: CancellationToken::new(),
             system_project,
             generation: std::sync::atomic::AtomicU64::new(0),
+            runtime: tokio::runtime::Handle::current(),
         });
-        let tasks = vec![
-            tokio::spawn(crate::writer::run(core.clone(), queue)),
+        let mut tasks = vec![
             tokio::spawn(crate::poller::run(core.clone())),
             tokio::spawn(crate::pruner::run(core.clone())),
         ];
+        if core.store.wants_writer_thread() {
+            tasks.push(crate::writer::start_thread(core.clone(), queue)?);
+        } else {
+            tasks.push(tokio::spawn(crate::writer::run(core.clone(), queue)));
+        }
         core.wake.notify_one();
         Ok(Self {
             core,

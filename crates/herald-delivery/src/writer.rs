@@ -31,6 +31,34 @@ pub(crate) enum Op {
     Stop(oneshot::Sender<()>),
 }
 
+/// Runs the writer on a thread of its own, with a single-threaded runtime, so its turn after
+/// each round trip to the store does not wait behind the sends its last commit released. The
+/// returned task lives on the main runtime for as long as the writer should: when the main
+/// runtime ends (without a shutdown), the task is dropped and the writer thread stops too.
+pub(crate) fn start_thread(
+    core: Arc<Core>,
+    queue: mpsc::Receiver<Op>,
+) -> std::io::Result<tokio::task::JoinHandle<()>> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let (alive, main_gone) = oneshot::channel::<()>();
+    std::thread::Builder::new()
+        .name("herald-writer".into())
+        .spawn(move || {
+            runtime.block_on(async move {
+                tokio::select! {
+                    () = run(core, queue) => {}
+                    _ = main_gone => {}
+                }
+            });
+        })?;
+    Ok(tokio::spawn(async move {
+        let _alive = alive;
+        std::future::pending::<()>().await;
+    }))
+}
+
 pub(crate) async fn run(core: Arc<Core>, mut queue: mpsc::Receiver<Op>) {
     let max = core.config.max_batch;
     let mut batch = Vec::with_capacity(max);
@@ -88,6 +116,8 @@ async fn commit(core: &Arc<Core>, ops: Vec<Op>) {
     let now = herald_core::time::now();
     match core.store.commit(&publishes, &records, now).await {
         Ok(committed) => {
+            // Lane workers and the rest are spawned on the main runtime, wherever this runs.
+            let _main = core.runtime.enter();
             let mut published = committed.published.into_iter();
             for (jobs, reply) in after_publish {
                 let outcome = published.next().unwrap_or(Published::Created);

@@ -233,6 +233,15 @@ pub trait Store: Send + Sync + fmt::Debug {
     /// `"sqlite"` or `"postgres"`.
     fn backend(&self) -> &'static str;
 
+    /// Whether the group-commit writer should run on a thread of its own. True for SQLite:
+    /// its connection already lives on a thread, each commit is a few round trips to it, and on
+    /// a busy runtime the writer's turn after each round trip came only after the burst of
+    /// sends its last commit released. (PostgreSQL connections belong to the runtime that
+    /// opened them, so its writer stays on the main runtime.)
+    fn wants_writer_thread(&self) -> bool {
+        false
+    }
+
     /// Whether no API key was ever made (a first start).
     async fn has_api_keys(&self) -> StoreResult<bool>;
 

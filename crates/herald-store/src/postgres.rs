@@ -33,8 +33,8 @@ impl PostgresStore {
         Ok(Self { pool })
     }
 
-    fn writer(&self) -> &PgPool {
-        &self.pool
+    async fn writer(&self) -> StoreResult<sqlx::pool::PoolConnection<sqlx::Postgres>> {
+        Ok(self.pool.acquire().await?)
     }
 
     fn reader(&self) -> &PgPool {
@@ -49,6 +49,9 @@ const CLAIM_DUE: &str = "UPDATE deliveries SET lease_owner = $1, lease_expires_a
       AND (lease_expires_at IS NULL OR lease_expires_at < $4) \
       ORDER BY next_attempt_at LIMIT $5 FOR UPDATE SKIP LOCKED) \
     RETURNING id, project_id, event_id, webhook_id, status, attempts, next_attempt_at, created_at, updated_at";
+
+/// See [`Store::wants_writer_thread`].
+const WRITER_THREAD: bool = false;
 
 /// Whether the backend has row locks that concurrent writers must take in one order.
 const ROW_LOCKS: bool = true;

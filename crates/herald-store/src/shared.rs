@@ -55,7 +55,7 @@ impl ThisStore {
     /// failures crossed their out-of-order thresholds move to `out_of_order`.
     async fn count_in_stats(
         &self,
-        tx: &mut sqlx::Transaction<'static, Db>,
+        tx: &mut sqlx::Transaction<'_, Db>,
         events_per_webhook: &BTreeMap<&str, (i64, i64)>,
         deltas: BTreeMap<WebhookId, crate::batch::StatsDelta>,
         now: Timestamp,
@@ -170,7 +170,7 @@ impl ThisStore {
         );
         let done = bind_webhook(update, v)
             .bind(seen)
-            .execute(self.writer())
+            .execute(&mut *self.writer().await?)
             .await
             .map_err(write_error("webhook", "name", "project"))?;
         if done.rows_affected() == 0 {
@@ -213,6 +213,10 @@ impl Store for ThisStore {
         BACKEND
     }
 
+    fn wants_writer_thread(&self) -> bool {
+        WRITER_THREAD
+    }
+
     async fn has_api_keys(&self) -> StoreResult<bool> {
         let (any,): (bool,) = sqlx::query_as("SELECT EXISTS (SELECT 1 FROM api_keys)")
             .fetch_one(self.reader())
@@ -233,7 +237,7 @@ impl Store for ThisStore {
         .bind(p.settings.require_validation)
         .bind(ms(&p.created_at))
         .bind(ms(&p.updated_at))
-        .execute(self.writer())
+        .execute(&mut *self.writer().await?)
         .await
         .map_err(write_error("project", "name", "project"))?;
         Ok(())
@@ -295,7 +299,7 @@ impl Store for ThisStore {
         .bind(p.settings.retention_days.map(i64::from))
         .bind(p.settings.require_validation)
         .bind(ms(&p.updated_at))
-        .execute(self.writer())
+        .execute(&mut *self.writer().await?)
         .await
         .map_err(write_error("project", "name", "project"))?;
         if done.rows_affected() == 0 {
@@ -307,7 +311,7 @@ impl Store for ThisStore {
     async fn delete_project(&self, id: &ProjectId) -> StoreResult<()> {
         let done = sqlx::query("DELETE FROM projects WHERE id = $1")
             .bind(id.as_str())
-            .execute(self.writer())
+            .execute(&mut *self.writer().await?)
             .await?;
         if done.rows_affected() == 0 {
             return Err(StoreError::NotFound { entity: "project" });
@@ -327,7 +331,7 @@ impl Store for ThisStore {
         .bind(t.archived)
         .bind(ms(&t.created_at))
         .bind(ms(&t.updated_at))
-        .execute(self.writer())
+        .execute(&mut *self.writer().await?)
         .await
         .map_err(write_error("event type", "name", "project"))?;
         Ok(())
@@ -378,7 +382,7 @@ impl Store for ThisStore {
         .bind(t.schema.as_ref().map(|s| to_json(s.as_value())))
         .bind(t.archived)
         .bind(ms(&t.updated_at))
-        .execute(self.writer())
+        .execute(&mut *self.writer().await?)
         .await?;
         if done.rows_affected() == 0 {
             return Err(StoreError::NotFound { entity: "event type" });
@@ -388,7 +392,8 @@ impl Store for ThisStore {
 
     async fn create_webhook(&self, w: &Webhook) -> StoreResult<()> {
         let v = WebhookValues::from(w);
-        let mut tx = self.writer().begin().await?;
+        let mut writer = self.writer().await?;
+        let mut tx = sqlx::Connection::begin(&mut *writer).await?;
         let insert = sqlx::query(concat!(
             "INSERT INTO webhooks (",
             webhook_columns!(),
@@ -459,7 +464,7 @@ impl Store for ThisStore {
     async fn delete_webhook(&self, id: &WebhookId) -> StoreResult<()> {
         let done = sqlx::query("DELETE FROM webhooks WHERE id = $1")
             .bind(id.as_str())
-            .execute(self.writer())
+            .execute(&mut *self.writer().await?)
             .await?;
         if done.rows_affected() == 0 {
             return Err(StoreError::NotFound { entity: "webhook" });
@@ -494,11 +499,11 @@ impl Store for ThisStore {
         )
         .bind(ACCOUNT_SECRET_KEY)
         .bind(candidate.expose())
-        .execute(self.writer())
+        .execute(&mut *self.writer().await?)
         .await?;
         let (value,): (String,) = sqlx::query_as(SELECT)
             .bind(ACCOUNT_SECRET_KEY)
-            .fetch_one(self.writer())
+            .fetch_one(&mut *self.writer().await?)
             .await?;
         Ok(SigningSecret::from_stored(value))
     }
@@ -516,7 +521,7 @@ impl Store for ThisStore {
         .bind(&k.token_prefix)
         .bind(ms(&k.created_at))
         .bind(k.revoked_at.as_ref().map(ms))
-        .execute(self.writer())
+        .execute(&mut *self.writer().await?)
         .await
         .map_err(write_error("API key", "token", "project"))?;
         Ok(())
@@ -555,7 +560,7 @@ impl Store for ThisStore {
         )
         .bind(id.as_str())
         .bind(ms(&at))
-        .fetch_optional(self.writer())
+        .fetch_optional(&mut *self.writer().await?)
         .await?;
         found("API key", row)
     }
@@ -633,7 +638,8 @@ impl Store for ThisStore {
     ) -> StoreResult<Committed> {
         // Few statements per batch whatever its size: on SQLite every statement is a round trip
         // to the connection's thread, and the writer is the one serial step of the engine.
-        let mut tx = self.writer().begin().await?;
+        let mut writer = self.writer().await?;
+        let mut tx = sqlx::Connection::begin(&mut *writer).await?;
         let mut committed = Committed::default();
 
         // Events: one multi-row insert per chunk; RETURNING says which were new.
@@ -806,7 +812,7 @@ impl Store for ThisStore {
             .bind(webhook.as_str())
             .bind(ms(&now))
             .bind(i64::from(limit))
-            .fetch_all(self.writer())
+            .fetch_all(&mut *self.writer().await?)
             .await?;
         let deliveries: Vec<Delivery> = convert(rows)?;
         let Some(first) = deliveries.first() else {
@@ -822,7 +828,7 @@ impl Store for ThisStore {
             ids.push_bind(d.event_id.as_str());
         }
         select.push(")");
-        let events: Vec<Event> = convert(select.build_query_as::<EventRow>().fetch_all(self.writer()).await?)?;
+        let events: Vec<Event> = convert(select.build_query_as::<EventRow>().fetch_all(&mut *self.writer().await?).await?)?;
         let by_id: HashMap<&str, &Event> = events.iter().map(|e| (e.id.as_str(), e)).collect();
         Ok(deliveries
             .into_iter()
@@ -844,7 +850,7 @@ impl Store for ThisStore {
                 ids.push_bind(id.as_str());
             }
             update.push(")");
-            update.build().execute(self.writer()).await?;
+            update.build().execute(&mut *self.writer().await?).await?;
         }
         Ok(())
     }
@@ -853,7 +859,7 @@ impl Store for ThisStore {
         let done = sqlx::query(
             "UPDATE deliveries SET lease_owner = NULL, lease_expires_at = NULL WHERE lease_owner IS NOT NULL",
         )
-        .execute(self.writer())
+        .execute(&mut *self.writer().await?)
         .await?;
         Ok(done.rows_affected())
     }
@@ -942,7 +948,7 @@ impl Store for ThisStore {
         )
         .bind(id.as_str())
         .bind(ms(&now))
-        .fetch_optional(self.writer())
+        .fetch_optional(&mut *self.writer().await?)
         .await?;
         found("delivery", row)
     }
@@ -955,7 +961,7 @@ impl Store for ThisStore {
         .bind(webhook.as_str())
         .bind(ms(&since))
         .bind(ms(&now))
-        .execute(self.writer())
+        .execute(&mut *self.writer().await?)
         .await?;
         Ok(done.rows_affected())
     }
@@ -1027,7 +1033,7 @@ impl Store for ThisStore {
         .bind(ms(&now))
         .bind(i64::from(default_days))
         .bind(i64::from(limit))
-        .execute(self.writer())
+        .execute(&mut *self.writer().await?)
         .await?;
         Ok(done.rows_affected())
     }

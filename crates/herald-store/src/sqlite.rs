@@ -1,14 +1,21 @@
 //! The embedded store: one SQLite file in WAL mode.
 //!
-//! All writes go through a pool of exactly one connection, so writers queue in Herald rather than
-//! fail with `SQLITE_BUSY`; reads use a separate pool and never wait for writes. Commits are
+//! All writes go through exactly one connection, held behind a mutex, so writers queue in Herald
+//! rather than fail with `SQLITE_BUSY`; reads use a separate pool and never wait for writes. (Not
+//! a one-connection pool: a pool hands a connection back through a spawned task, and on a busy
+//! runtime that task's turn came milliseconds later, stalling every group commit behind it.) Commits are
 //! durable before they return (`synchronous = FULL`): invariant 1 holds on power loss too.
 
 use std::path::Path;
 use std::time::Duration;
 
-use sqlx::SqlitePool;
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use std::sync::Arc;
+
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous,
+};
+use sqlx::{ConnectOptions, SqlitePool};
+use tokio::sync::{Mutex, MutexGuard};
 
 type Db = sqlx::Sqlite;
 type ThisStore = SqliteStore;
@@ -18,11 +25,11 @@ static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite")
 
 #[derive(Clone, Debug)]
 pub struct SqliteStore {
-    writer: SqlitePool,
+    writer: Arc<Mutex<SqliteConnection>>,
     reader: SqlitePool,
     /// An exclusive lock on `<db>.lock`, held while the store lives: a second process on the
     /// same file would free this one's leases at its start and send the same deliveries.
-    _lock: std::sync::Arc<std::fs::File>,
+    _lock: Arc<std::fs::File>,
 }
 
 impl SqliteStore {
@@ -48,32 +55,29 @@ impl SqliteStore {
             .create_if_missing(true)
             .busy_timeout(Duration::from_secs(10))
             .foreign_keys(true);
-        // The pool's ping before each acquire is one more round trip to the connection's thread;
-        // a local file does not go stale like a network connection.
-        let writer = SqlitePoolOptions::new()
-            .max_connections(1)
-            .test_before_acquire(false)
-            .connect_with(
-                base.clone()
-                    .journal_mode(SqliteJournalMode::Wal)
-                    .synchronous(SqliteSynchronous::Full),
-            )
+        let mut writer = base
+            .clone()
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Full)
+            .connect()
             .await?;
-        MIGRATOR.run(&writer).await?;
+        MIGRATOR.run(&mut writer).await?;
         let reader = SqlitePoolOptions::new()
             .max_connections(4)
+            // The ping before each acquire is one more round trip to the connection's thread; a
+            // local file does not go stale like a network connection.
             .test_before_acquire(false)
             .connect_with(base)
             .await?;
         Ok(Self {
-            writer,
+            writer: Arc::new(Mutex::new(writer)),
             reader,
-            _lock: std::sync::Arc::new(lock),
+            _lock: Arc::new(lock),
         })
     }
 
-    fn writer(&self) -> &SqlitePool {
-        &self.writer
+    async fn writer(&self) -> StoreResult<MutexGuard<'_, SqliteConnection>> {
+        Ok(self.writer.lock().await)
     }
 
     fn reader(&self) -> &SqlitePool {
@@ -88,6 +92,9 @@ const CLAIM_DUE: &str = "UPDATE deliveries SET lease_owner = $1, lease_expires_a
       AND (lease_expires_at IS NULL OR lease_expires_at < $4) \
       ORDER BY next_attempt_at LIMIT $5) \
     RETURNING id, project_id, event_id, webhook_id, status, attempts, next_attempt_at, created_at, updated_at";
+
+/// See [`Store::wants_writer_thread`].
+const WRITER_THREAD: bool = true;
 
 /// Whether the backend has row locks that concurrent writers must take in one order.
 const ROW_LOCKS: bool = false;
