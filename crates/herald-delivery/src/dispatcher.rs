@@ -31,11 +31,60 @@ pub(crate) struct Job {
 struct Lane {
     queue: VecDeque<Job>,
     running: usize,
+    /// Room promised to deliveries being leased (a publish on its way to commit, a claim on its
+    /// way back from the store), so two of them cannot both take the lane's last slot.
+    reserved: usize,
+}
+
+impl Lane {
+    fn used(&self) -> usize {
+        self.queue.len() + self.running + self.reserved
+    }
+
+    fn is_idle(&self) -> bool {
+        self.used() == 0
+    }
+}
+
+type Lanes = Arc<Mutex<HashMap<WebhookId, Lane>>>;
+
+fn lock(lanes: &Lanes) -> std::sync::MutexGuard<'_, HashMap<WebhookId, Lane>> {
+    lanes.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// Room held in one webhook's lane until the jobs it was taken for are submitted; dropped
+/// unsubmitted (the publish was a duplicate or failed, the claim found less), it is given back.
+#[derive(Debug)]
+pub(crate) struct Reservation {
+    lanes: Lanes,
+    webhook: WebhookId,
+    count: usize,
+}
+
+impl Reservation {
+    pub fn count(&self) -> usize {
+        self.count
+    }
+}
+
+impl Drop for Reservation {
+    fn drop(&mut self) {
+        if self.count == 0 {
+            return;
+        }
+        let mut lanes = lock(&self.lanes);
+        if let Some(lane) = lanes.get_mut(&self.webhook) {
+            lane.reserved = lane.reserved.saturating_sub(self.count);
+            if lane.is_idle() {
+                lanes.remove(&self.webhook);
+            }
+        }
+    }
 }
 
 #[derive(Debug)]
 pub(crate) struct Dispatcher {
-    lanes: Mutex<HashMap<WebhookId, Lane>>,
+    lanes: Lanes,
     global: Arc<Semaphore>,
     lane_concurrency: usize,
     lane_queue: usize,
@@ -46,7 +95,7 @@ pub(crate) struct Dispatcher {
 impl Dispatcher {
     pub fn new(global: usize, lane_concurrency: usize, lane_queue: usize) -> Self {
         Self {
-            lanes: Mutex::new(HashMap::new()),
+            lanes: Arc::new(Mutex::new(HashMap::new())),
             global: Arc::new(Semaphore::new(global)),
             lane_concurrency,
             lane_queue,
@@ -56,30 +105,49 @@ impl Dispatcher {
     }
 
     fn lanes(&self) -> std::sync::MutexGuard<'_, HashMap<WebhookId, Lane>> {
-        self.lanes.lock().unwrap_or_else(PoisonError::into_inner)
+        lock(&self.lanes)
     }
 
-    /// How many more deliveries the webhook's lane takes now (queued plus running).
-    pub fn room(&self, webhook: &WebhookId) -> usize {
+    /// Holds room for up to `wanted` more deliveries in the webhook's lane (queued, running and
+    /// reserved count against its concurrency plus queue); the reservation may hold less, or none.
+    pub fn reserve(&self, webhook: &WebhookId, wanted: usize) -> Reservation {
         let capacity = self.lane_concurrency + self.lane_queue;
-        let used = self
-            .lanes()
-            .get(webhook)
-            .map_or(0, |l| l.queue.len() + l.running);
-        capacity.saturating_sub(used)
+        let mut lanes = self.lanes();
+        let count = if self.stopping.load(Ordering::Acquire) {
+            0
+        } else {
+            let used = lanes.get(webhook).map_or(0, Lane::used);
+            wanted.min(capacity.saturating_sub(used))
+        };
+        if count > 0 {
+            lanes.entry(webhook.clone()).or_default().reserved += count;
+        }
+        Reservation {
+            lanes: self.lanes.clone(),
+            webhook: webhook.clone(),
+            count,
+        }
     }
 
-    pub fn submit(&self, core: &Arc<Core>, jobs: Vec<Job>) {
-        if jobs.is_empty() {
-            return;
-        }
-        if self.stopping.load(Ordering::Acquire) {
-            core.release_later(jobs.into_iter().map(|j| j.delivery.id).collect());
-            return;
-        }
+    /// Queues leased jobs in their lanes, in the room their reservations held, and starts lane
+    /// workers where a lane has a free slot.
+    pub fn submit(&self, core: &Arc<Core>, jobs: Vec<Job>, reservations: Vec<Reservation>) {
         let mut start = Vec::new();
         {
             let mut lanes = self.lanes();
+            for mut reservation in reservations {
+                if let Some(lane) = lanes.get_mut(&reservation.webhook) {
+                    lane.reserved = lane.reserved.saturating_sub(reservation.count);
+                }
+                // Accounted for here, under the same lock as the jobs that take its place.
+                reservation.count = 0;
+            }
+            if self.stopping.load(Ordering::Acquire) {
+                lanes.retain(|_, lane| !lane.is_idle());
+                drop(lanes);
+                core.release_later(jobs.into_iter().map(|j| j.delivery.id).collect());
+                return;
+            }
             for job in jobs {
                 let id = job.delivery.webhook_id.clone();
                 let lane = lanes.entry(id.clone()).or_default();
@@ -106,7 +174,7 @@ impl Dispatcher {
             return Some(job);
         }
         lane.running -= 1;
-        if lane.running == 0 && lane.queue.is_empty() {
+        if lane.is_idle() {
             lanes.remove(webhook);
         }
         None
@@ -147,5 +215,47 @@ async fn work(core: Arc<Core>, webhook: WebhookId) {
             return;
         };
         crate::attempt::run(&core, job).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn webhook() -> WebhookId {
+        WebhookId::new()
+    }
+
+    #[test]
+    fn reservations_never_promise_more_than_the_lane_holds() {
+        // Concurrency 2 + queue 3: five deliveries in memory at most.
+        let dispatcher = Dispatcher::new(100, 2, 3);
+        let hook = webhook();
+        let first = dispatcher.reserve(&hook, 4);
+        assert_eq!(first.count(), 4);
+        let second = dispatcher.reserve(&hook, 4);
+        assert_eq!(second.count(), 1, "only the room the first left");
+        let third = dispatcher.reserve(&hook, 1);
+        assert_eq!(third.count(), 0, "a full lane promises nothing");
+        // Another webhook's lane is untouched.
+        assert_eq!(dispatcher.reserve(&webhook(), 5).count(), 5);
+    }
+
+    #[test]
+    fn a_dropped_reservation_gives_its_room_back() {
+        let dispatcher = Dispatcher::new(100, 1, 1);
+        let hook = webhook();
+        let held = dispatcher.reserve(&hook, 2);
+        assert_eq!(dispatcher.reserve(&hook, 1).count(), 0);
+        drop(held);
+        assert_eq!(dispatcher.reserve(&hook, 2).count(), 2);
+        assert_eq!(dispatcher.in_memory(), 0, "nothing queued or running");
+    }
+
+    #[test]
+    fn nothing_is_reserved_once_stopping() {
+        let dispatcher = Dispatcher::new(100, 4, 4);
+        let _ = dispatcher.stop();
+        assert_eq!(dispatcher.reserve(&webhook(), 1).count(), 0);
     }
 }

@@ -226,6 +226,7 @@ async fn publish(
     let shared = Arc::new(event.clone());
     let mut deliveries = Vec::with_capacity(webhooks.len());
     let mut jobs = Vec::new();
+    let mut reservations = Vec::new();
     for webhook in &webhooks {
         let delivery = Delivery::new(
             event.project_id.clone(),
@@ -233,14 +234,13 @@ async fn publish(
             webhook.id.clone(),
             now,
         );
-        let lease =
-            (core.dispatcher.room(&webhook.id) > 0 && !core.shutdown.is_cancelled()).then(|| {
-                Lease {
-                    owner: core.config.node_id.clone(),
-                    until: core.lease_until(webhook, now),
-                }
-            });
+        let reservation = core.dispatcher.reserve(&webhook.id, 1);
+        let lease = (reservation.count() > 0 && !core.shutdown.is_cancelled()).then(|| Lease {
+            owner: core.config.node_id.clone(),
+            until: core.lease_until(webhook, now),
+        });
         if let Some(lease) = &lease {
+            reservations.push(reservation);
             jobs.push(Job {
                 delivery: delivery.clone(),
                 event: shared.clone(),
@@ -253,6 +253,7 @@ async fn publish(
     let op = Op::Publish {
         publish: NewPublish { event, deliveries },
         jobs,
+        reservations,
         reply,
     };
     core.writes
@@ -405,6 +406,7 @@ impl Engine {
             .send(Op::Publish {
                 publish,
                 jobs: Vec::new(),
+                reservations: Vec::new(),
                 reply,
             })
             .await

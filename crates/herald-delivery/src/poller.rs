@@ -54,8 +54,11 @@ async fn claim_for(
     webhook: herald_core::id::WebhookId,
     now: time::Timestamp,
 ) -> herald_store::StoreResult<usize> {
-    let room = core.dispatcher.room(&webhook);
-    if room == 0 {
+    let room = core.dispatcher.reserve(
+        &webhook,
+        core.config.lane_concurrency + core.config.lane_queue,
+    );
+    if room.count() == 0 {
         return Ok(0);
     }
     let Some(entry) = core
@@ -78,7 +81,7 @@ async fn claim_for(
             &webhook,
             &lease,
             now,
-            u32::try_from(room).unwrap_or(u32::MAX),
+            u32::try_from(room.count()).unwrap_or(u32::MAX),
         )
         .await?
         .into_iter()
@@ -89,6 +92,6 @@ async fn claim_for(
         })
         .collect();
     let claimed = jobs.len();
-    core.dispatcher.submit(core, jobs);
+    core.dispatcher.submit(core, jobs, vec![room]);
     Ok(claimed)
 }

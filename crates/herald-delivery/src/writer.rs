@@ -12,14 +12,15 @@ use std::sync::Arc;
 use herald_store::{AttemptRecord, NewPublish, Published, StoreError, StoreResult};
 use tokio::sync::{mpsc, oneshot};
 
-use crate::dispatcher::Job;
+use crate::dispatcher::{Job, Reservation};
 use crate::engine::Core;
 
 pub(crate) enum Op {
     Publish {
         publish: NewPublish,
-        /// The leased deliveries, to dispatch once committed.
+        /// The leased deliveries, to dispatch once committed, and the lane room they hold.
         jobs: Vec<Job>,
+        reservations: Vec<Reservation>,
         reply: oneshot::Sender<StoreResult<Published>>,
     },
     Record {
@@ -101,10 +102,11 @@ async fn commit(core: &Arc<Core>, ops: Vec<Op>) {
             Op::Publish {
                 publish,
                 jobs,
+                reservations,
                 reply,
             } => {
                 publishes.push(publish);
-                after_publish.push((jobs, reply));
+                after_publish.push((jobs, reservations, reply));
             }
             Op::Record { record, reply } => {
                 records.push(record);
@@ -119,10 +121,10 @@ async fn commit(core: &Arc<Core>, ops: Vec<Op>) {
             // Lane workers and the rest are spawned on the main runtime, wherever this runs.
             let _main = core.runtime.enter();
             let mut published = committed.published.into_iter();
-            for (jobs, reply) in after_publish {
+            for (jobs, reservations, reply) in after_publish {
                 let outcome = published.next().unwrap_or(Published::Created);
                 if outcome == Published::Created {
-                    core.dispatcher.submit(core, jobs);
+                    core.dispatcher.submit(core, jobs, reservations);
                 }
                 let _ = reply.send(Ok(outcome));
             }
@@ -152,7 +154,11 @@ async fn commit(core: &Arc<Core>, ops: Vec<Op>) {
     }
 }
 
-type AfterPublish = (Vec<Job>, oneshot::Sender<StoreResult<Published>>);
+type AfterPublish = (
+    Vec<Job>,
+    Vec<Reservation>,
+    oneshot::Sender<StoreResult<Published>>,
+);
 
 /// Puts split ops back together, to retry them one by one or report their failure.
 fn rejoin(
@@ -164,9 +170,10 @@ fn rejoin(
     publishes
         .into_iter()
         .zip(after_publish)
-        .map(|(publish, (jobs, reply))| Op::Publish {
+        .map(|(publish, (jobs, reservations, reply))| Op::Publish {
             publish,
             jobs,
+            reservations,
             reply,
         })
         .chain(

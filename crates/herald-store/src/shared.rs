@@ -857,7 +857,9 @@ impl Store for ThisStore {
 
     async fn release_all_leases(&self) -> StoreResult<u64> {
         let done = sqlx::query(
-            "UPDATE deliveries SET lease_owner = NULL, lease_expires_at = NULL WHERE lease_owner IS NOT NULL",
+            // Leased rows are pending or retrying: the condition lets the partial due index serve.
+            "UPDATE deliveries SET lease_owner = NULL, lease_expires_at = NULL \
+             WHERE status IN ('pending', 'retrying') AND lease_owner IS NOT NULL",
         )
         .execute(&mut *self.writer().await?)
         .await?;
