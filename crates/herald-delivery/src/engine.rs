@@ -34,8 +34,11 @@ use crate::writer::Op;
 /// The engine's settings.
 #[derive(Clone, Debug)]
 pub struct EngineConfig {
-    /// This process's name in leases; unique per start.
+    /// This node's name in leases: unique per start, unless the operator named the node.
     pub node_id: String,
+    /// The operator named this node (`node_id`), so leases under that name left by a previous
+    /// run of this node are taken back at start.
+    pub node_id_is_stable: bool,
     /// Concurrent sends per webhook.
     pub lane_concurrency: usize,
     /// Deliveries held in memory per webhook beyond those being sent.
@@ -71,6 +74,7 @@ impl Default for EngineConfig {
     fn default() -> Self {
         Self {
             node_id: format!("node_{}", ulid::Ulid::new()),
+            node_id_is_stable: false,
             lane_concurrency: 4,
             lane_queue: 64,
             global_concurrency: 512,
@@ -272,14 +276,18 @@ pub struct Engine {
 
 impl Engine {
     pub async fn start(store: Arc<dyn Store>, config: EngineConfig) -> Result<Self, EngineError> {
-        if store.backend() == "sqlite" {
-            let freed = store.release_all_leases().await?;
-            if freed > 0 {
-                tracing::info!(
-                    deliveries = freed,
-                    "took back deliveries leased by a previous run"
-                );
-            }
+        let freed = if store.backend() == "sqlite" {
+            store.release_all_leases().await?
+        } else if config.node_id_is_stable {
+            store.release_leases_of(&config.node_id).await?
+        } else {
+            0
+        };
+        if freed > 0 {
+            tracing::info!(
+                deliveries = freed,
+                "took back deliveries leased by a previous run"
+            );
         }
         let system_project = ensure_system_project(store.as_ref(), &config.system_project).await?;
         let sender = Sender::new(

@@ -349,6 +349,10 @@ pub trait Store: Send + Sync + fmt::Debug {
     /// left is from a process that died.
     async fn release_all_leases(&self) -> StoreResult<u64>;
 
+    /// Frees every lease held by `owner`: a node restarting under a stable name takes back
+    /// what its previous run held, at once, instead of waiting for those leases to expire.
+    async fn release_leases_of(&self, owner: &str) -> StoreResult<u64>;
+
     /// Webhooks with deliveries due at `now` and no live lease, in id order, after `after`:
     /// where a poll should look, a page at a time.
     async fn webhooks_with_due_work(

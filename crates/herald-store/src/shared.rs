@@ -866,6 +866,17 @@ impl Store for ThisStore {
         Ok(done.rows_affected())
     }
 
+    async fn release_leases_of(&self, owner: &str) -> StoreResult<u64> {
+        let done = sqlx::query(
+            "UPDATE deliveries SET lease_owner = NULL, lease_expires_at = NULL \
+             WHERE status IN ('pending', 'retrying') AND lease_owner = $1",
+        )
+        .bind(owner)
+        .execute(&mut *self.writer().await?)
+        .await?;
+        Ok(done.rows_affected())
+    }
+
     async fn webhooks_with_due_work(
         &self,
         now: Timestamp,

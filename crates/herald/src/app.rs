@@ -140,7 +140,14 @@ fn engine_config(config: &Config, address: SocketAddr) -> anyhow::Result<EngineC
         retention_days: config.retention_days,
         validation_event: config.validation_event.clone(),
         shutdown_deadline: Duration::from_secs(config.shutdown_grace_seconds),
-        ..EngineConfig::default()
+        ..match &config.node_id {
+            Some(name) => EngineConfig {
+                node_id: name.clone(),
+                node_id_is_stable: true,
+                ..EngineConfig::default()
+            },
+            None => EngineConfig::default(),
+        }
     })
 }
 

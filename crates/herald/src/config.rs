@@ -71,6 +71,12 @@ pub struct Config {
     /// (0: switch at once; at most 30 days).
     #[serde(default = "defaults::rotation_grace_seconds")]
     pub rotation_grace_seconds: u64,
+    /// This node's name in delivery leases (PostgreSQL). Unset: a new name each start, and a
+    /// restarted node's old leases are claimed by any node once they expire. Set, stable and
+    /// unique per node: a restart takes back its own leases at once. Two running nodes must
+    /// never share a name.
+    #[serde(default)]
+    pub node_id: Option<String>,
 }
 
 mod defaults {
@@ -135,6 +141,7 @@ impl Default for Config {
             retention_days: defaults::retention_days(),
             validation_event: defaults::validation_event(),
             rotation_grace_seconds: defaults::rotation_grace_seconds(),
+            node_id: None,
         }
     }
 }
@@ -160,6 +167,7 @@ impl fmt::Debug for Config {
             .field("retention_days", &self.retention_days)
             .field("validation_event", &self.validation_event)
             .field("rotation_grace_seconds", &self.rotation_grace_seconds)
+            .field("node_id", &self.node_id)
             .finish()
     }
 }
@@ -257,6 +265,11 @@ pub struct ServeArgs {
     #[arg(long, env = "HERALD_ROTATION_GRACE_SECONDS", value_name = "SECONDS")]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub rotation_grace_seconds: Option<u64>,
+    /// This node's name in delivery leases, stable across restarts and unique per node
+    /// (PostgreSQL): a restart then takes back its own leases at once [default: new each start].
+    #[arg(long, env = "HERALD_NODE_ID", value_name = "NAME")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub node_id: Option<String>,
 }
 
 /// A configuration that cannot be used, saying which setting and why.
@@ -338,6 +351,18 @@ impl Config {
             });
         }
         self.rotation_grace()?;
+        if let Some(name) = &self.node_id
+            && (name.is_empty()
+                || name.len() > 64
+                || !name
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.')))
+        {
+            return Err(ConfigError::Invalid {
+                field: "node_id",
+                message: "must be 1 to 64 letters, digits, '-', '_' or '.'".into(),
+            });
+        }
         if let Some(url) = &self.public_url {
             url::Url::parse(url).map_err(|e| ConfigError::Invalid {
                 field: "public_url",
@@ -485,6 +510,20 @@ mod tests {
         })
         .unwrap_err();
         assert!(err.to_string().contains("rotation_grace_seconds"), "{err}");
+        for bad in ["", "two words", &"n".repeat(65)] {
+            let err = Config::load(&ServeArgs {
+                node_id: Some(bad.to_owned()),
+                ..ServeArgs::default()
+            })
+            .unwrap_err();
+            assert!(err.to_string().contains("node_id"), "{bad:?}: {err}");
+        }
+        let named = Config::load(&ServeArgs {
+            node_id: Some("herald-1.eu_west".into()),
+            ..ServeArgs::default()
+        })
+        .unwrap();
+        assert_eq!(named.node_id.as_deref(), Some("herald-1.eu_west"));
         let missing = ServeArgs {
             config: Some("/nonexistent/herald.toml".into()),
             ..ServeArgs::default()

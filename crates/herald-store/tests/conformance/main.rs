@@ -881,6 +881,25 @@ async fn delivery_engine(store: &dyn Store) {
             .len(),
         1
     );
+    // A node restarting under its name takes back only its own leases.
+    assert_eq!(store.release_leases_of("someone-else").await.unwrap(), 0);
+    assert!(
+        store
+            .claim_due(&other.id, &lease("k", 99_999_999), at(70_001), 5)
+            .await
+            .unwrap()
+            .is_empty(),
+        "still leased to m"
+    );
+    assert_eq!(store.release_leases_of("m").await.unwrap(), 1);
+    assert_eq!(
+        store
+            .claim_due(&other.id, &lease("m", 99_999_999), at(70_001), 5)
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
     assert!(store.release_all_leases().await.unwrap() >= 1);
     assert_eq!(
         store

@@ -1,14 +1,18 @@
 //! Invariant 4: after `kill -9` at any moment and a restart, every accepted delivery still
 //! arrives; the only duplicates are deliveries that were in flight (leased) when the process died.
 //!
-//! The real `herald` binary runs as a child process on an SQLite data directory; it is SIGKILLed
-//! ten times at random moments while publishers keep publishing and deliveries keep flowing.
+//! The real `herald` binary runs as a child process, on an SQLite data directory or on a
+//! PostgreSQL database (there under a stable `node_id`, so each restart takes back the leases its
+//! killed predecessor held); it is SIGKILLed ten times at random moments while publishers keep
+//! publishing and deliveries keep flowing.
 
 use std::collections::{HashMap, HashSet};
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use herald_store::StoreTarget;
+use herald_store::testing::TestDatabase;
 use serde_json::json;
 
 use crate::receiver::Receiver;
@@ -23,10 +27,26 @@ struct Server {
 }
 
 fn start(dir: &std::path::Path, port: u16) -> Server {
-    let child = Command::new(env!("CARGO_BIN_EXE_herald"))
+    start_on(&Store::Sqlite(dir.to_owned()), port)
+}
+
+/// Where the server under test keeps its data.
+enum Store {
+    Sqlite(std::path::PathBuf),
+    Postgres(String),
+}
+
+fn start_on(store: &Store, port: u16) -> Server {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_herald"));
+    match store {
+        Store::Sqlite(dir) => command.env("HERALD_DATA_DIR", dir),
+        Store::Postgres(url) => command
+            .env("HERALD_DATABASE_URL", url)
+            .env("HERALD_NODE_ID", "crash-test-node"),
+    };
+    let child = command
         .arg("serve")
         .env("HERALD_LISTEN", format!("127.0.0.1:{port}"))
-        .env("HERALD_DATA_DIR", dir)
         .env("HERALD_ADMIN_KEY", KEY)
         .env("HERALD_ALLOW_HTTP", "true")
         .env("HERALD_ALLOW_NETWORKS", "127.0.0.0/8")
@@ -55,8 +75,23 @@ async fn wait_ready(client: &reqwest::Client, base: &str) {
 }
 
 #[tokio::test]
-async fn every_accepted_delivery_arrives_after_ten_kill_9s() {
+async fn every_accepted_delivery_arrives_after_ten_kill_9s_sqlite() {
     let dir = tempfile::tempdir().unwrap();
+    ten_kills(Store::Sqlite(dir.path().to_owned())).await;
+}
+
+#[tokio::test]
+async fn every_accepted_delivery_arrives_after_ten_kill_9s_postgres() {
+    let Some(db) = TestDatabase::postgres().await else {
+        return;
+    };
+    let StoreTarget::Postgres { url } = &db.target else {
+        unreachable!("a PostgreSQL test database")
+    };
+    ten_kills(Store::Postgres(url.clone())).await;
+}
+
+async fn ten_kills(store: Store) {
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -65,7 +100,7 @@ async fn every_accepted_delivery_arrives_after_ten_kill_9s() {
     let receiver = Receiver::start().await;
     let client = reqwest::Client::new();
 
-    let mut server = start(dir.path(), port);
+    let mut server = start_on(&store, port);
     wait_ready(&client, &server.base).await;
     let post = |path: &str, body: serde_json::Value| {
         client
@@ -124,7 +159,7 @@ async fn every_accepted_delivery_arrives_after_ten_kill_9s() {
             p.await.unwrap();
         }
         next += 1_000_000;
-        server = start(dir.path(), port);
+        server = start_on(&store, port);
         wait_ready(&client, &server.base).await;
     }
 
