@@ -864,7 +864,6 @@ async fn delivery_engine(store: &dyn Store) {
         .unwrap();
     // How many of `other`'s due deliveries `owner` can lease now.
     let claim = |owner: &'static str| {
-        let store = store.clone();
         let webhook = other.id.clone();
         async move {
             store
