@@ -6,6 +6,11 @@
 //! from concurrent publishers — one event per request — and reports publish rate, end-to-end
 //! deliveries per second, publish→delivery latency, duplicates, losses, and Herald's RSS.
 //!
+//! With `--database-url postgres://…` every run gets a fresh database on that server,
+//! `herald_bench_<pid>_<run>`: the URL's own database is only the admin connection that
+//! creates it and, after the run (also when the run fails or is interrupted), drops it
+//! `WITH (FORCE)`. So `--runs N` works on PostgreSQL as on SQLite.
+//!
 //! Scenarios:
 //! - `fanout`: N events, each to `--fanout` webhooks, as fast as the publishers go.
 //! - `rate`: a fixed publish rate (`--rate` events/s for `--seconds`), for latency.
@@ -13,6 +18,13 @@
 //!   webhook's events: memory, and whether healthy deliveries still flow.
 //! - `hanging`: half the webhooks hang until their timeout; healthy ones' latency is compared
 //!   with a baseline run with no hanging webhooks.
+//! - `soak`: whether the SQLite database levels off under retention. No server and no clock:
+//!   it drives the real `SqliteStore` with simulated time, committing `--per-hour` events an
+//!   hour (each with a delivery and a successful attempt with realistic request headers, in
+//!   group commits like the engine's) for `--days` days and pruning after each hour as the
+//!   engine's pruner does with `--retention-days`. One JSON line per simulated day (deliveries
+//!   so far, live rows, bytes of database + WAL + shared memory), then a summary saying whether
+//!   the size levelled off. SQLite only; `--runs` does not apply.
 
 #![forbid(unsafe_code)]
 #![allow(clippy::print_stdout, clippy::unwrap_used, clippy::too_many_arguments)]
@@ -32,12 +44,18 @@ use axum::http::{HeaderMap, StatusCode};
 use clap::{Parser, ValueEnum};
 use serde_json::{Value, json};
 
+use crate::fresh_database::FreshDatabase;
+
+mod fresh_database;
+mod soak;
+
 #[derive(Debug, Clone, Copy, ValueEnum)]
 enum Scenario {
     Fanout,
     Rate,
     Backlog,
     Hanging,
+    Soak,
 }
 
 #[derive(Debug, Parser)]
@@ -63,7 +81,10 @@ struct Args {
     /// Concurrent sends per webhook in Herald.
     #[arg(long, default_value_t = 64)]
     lane_concurrency: u64,
-    /// PostgreSQL instead of the embedded SQLite.
+    /// PostgreSQL instead of the embedded SQLite: a postgres:// URL whose database is used
+    /// only as the admin connection. Each run creates a fresh database
+    /// `herald_bench_<pid>_<run>` on that server (the role needs CREATEDB), points Herald at
+    /// it, and drops it `WITH (FORCE)` afterwards, also when the run fails.
     #[arg(long)]
     database_url: Option<String>,
     /// The herald binary (default: next to this one).
@@ -75,6 +96,15 @@ struct Args {
     /// Runs of the scenario, each on a fresh Herald; the summary gives the median of each figure.
     #[arg(long, default_value_t = 1)]
     runs: usize,
+    /// Simulated days to run (soak).
+    #[arg(long, default_value_t = 6)]
+    days: u32,
+    /// Events (each with one delivery and one attempt) per simulated hour (soak).
+    #[arg(long, default_value_t = 10_000)]
+    per_hour: u64,
+    /// Retention in days: older events, deliveries and attempts are pruned (soak).
+    #[arg(long, default_value_t = 2)]
+    retention_days: u32,
 }
 
 fn now_us() -> u64 {
@@ -184,7 +214,11 @@ impl Herald {
     }
 }
 
-async fn start_herald(args: &Args, client: &reqwest::Client) -> anyhow::Result<Herald> {
+async fn start_herald(
+    args: &Args,
+    database_url: Option<&str>,
+    client: &reqwest::Client,
+) -> anyhow::Result<Herald> {
     let binary = match &args.herald {
         Some(path) => path.clone(),
         None => std::env::current_exe()?.with_file_name("herald"),
@@ -213,7 +247,7 @@ async fn start_herald(args: &Args, client: &reqwest::Client) -> anyhow::Result<H
         .env("HERALD_LOG", "warn")
         .stdout(Stdio::null())
         .kill_on_drop(true);
-    if let Some(url) = &args.database_url {
+    if let Some(url) = database_url {
         command.env("HERALD_DATABASE_URL", url);
     }
     let child = command.spawn().context("starting herald")?;
@@ -407,9 +441,32 @@ fn median(runs: &[Value]) -> Value {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
+    if let Scenario::Soak = args.scenario {
+        if args.database_url.is_some() {
+            bail!(
+                "the soak scenario drives the SQLite store directly; --database-url does not apply"
+            );
+        }
+        return soak::run(args.days, args.per_hour, args.retention_days).await;
+    }
     let mut results = Vec::new();
-    for _ in 0..args.runs.max(1) {
-        results.push(run(&args).await?);
+    for i in 1..=args.runs.max(1) {
+        let database = match &args.database_url {
+            Some(url) => Some(FreshDatabase::create(url, i).await?),
+            None => None,
+        };
+        // Interrupted: the run (and with it Herald, killed on drop) ends here, and the
+        // database is still dropped.
+        let outcome = tokio::select! {
+            outcome = run(&args, database.as_ref().map(|d| d.url.as_str())) => outcome,
+            _ = tokio::signal::ctrl_c() => Err(anyhow::anyhow!("interrupted")),
+        };
+        if let Some(database) = database
+            && let Err(e) = database.drop_database().await
+        {
+            eprintln!("warning: {e:#}");
+        }
+        results.push(outcome?);
     }
     if results.len() > 1 {
         println!(
@@ -421,13 +478,13 @@ async fn main() -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn run(args: &Args) -> anyhow::Result<Value> {
+async fn run(args: &Args, database_url: Option<&str>) -> anyhow::Result<Value> {
     let client = reqwest::Client::builder()
         .pool_max_idle_per_host(1024)
         .build()?;
     let (sink_addr, sink) = start_sink().await?;
     let hook = format!("http://{sink_addr}/hook");
-    let mut herald = start_herald(args, &client).await?;
+    let mut herald = start_herald(args, database_url, &client).await?;
     tokio::time::sleep(Duration::from_millis(500)).await;
     let idle = herald.rss_mib().0;
     let timeout = Duration::from_secs(args.timeout);
@@ -552,6 +609,7 @@ async fn run(args: &Args) -> anyhow::Result<Value> {
                 idle,
             )
         }
+        Scenario::Soak => bail!("the soak scenario runs without a server (see soak.rs)"),
     };
     let _ = herald.child.start_kill();
     let _ = herald.child.wait().await;
