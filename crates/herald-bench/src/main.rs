@@ -78,8 +78,11 @@ struct Args {
     /// Seconds to publish for (rate, hanging).
     #[arg(long, default_value_t = 30)]
     seconds: u64,
-    /// Concurrent sends per webhook in Herald.
-    #[arg(long, default_value_t = 64)]
+    /// Concurrent sends per webhook in Herald (Herald's own default, 4, suits real receivers,
+    /// not one local sink taking everything). 32 keeps fan-out × lane concurrency within
+    /// Herald's global limit of 512 sends up to fan-out 16; past it, lane workers queue for
+    /// global permits and the CPU goes to waking them.
+    #[arg(long, default_value_t = 32)]
     lane_concurrency: u64,
     /// PostgreSQL instead of the embedded SQLite: a postgres:// URL whose database is used
     /// only as the admin connection. Each run creates a fresh database

@@ -34,6 +34,9 @@ struct Lane {
     /// Room promised to deliveries being leased (a publish on its way to commit, a claim on its
     /// way back from the store), so two of them cannot both take the lane's last slot.
     reserved: usize,
+    /// A delivery found the lane full and was left in the store unleased: once the lane has
+    /// drained to half, the poller is woken to fetch it rather than at its next interval.
+    spilled: bool,
 }
 
 impl Lane {
@@ -122,10 +125,23 @@ impl Dispatcher {
         if count > 0 {
             lanes.entry(webhook.clone()).or_default().reserved += count;
         }
+        if count < wanted
+            && let Some(lane) = lanes.get_mut(webhook)
+        {
+            lane.spilled = true;
+        }
         Reservation {
             lanes: self.lanes.clone(),
             webhook: webhook.clone(),
             count,
+        }
+    }
+
+    /// Notes that the webhook has more due work in the store than its lane took (a claim filled
+    /// the lane), so the poller is woken again once the lane has drained to half.
+    pub fn spilled(&self, webhook: &WebhookId) {
+        if let Some(lane) = self.lanes().get_mut(webhook) {
+            lane.spilled = true;
         }
     }
 
@@ -164,10 +180,15 @@ impl Dispatcher {
         }
     }
 
-    /// Takes the lane's next job, or retires the calling worker.
-    fn next(&self, webhook: &WebhookId) -> Option<Job> {
+    /// Takes the lane's next job, or retires the calling worker. `refill` is told when the lane
+    /// has drained to half after spilling deliveries to the store.
+    fn next(&self, webhook: &WebhookId, refill: impl FnOnce()) -> Option<Job> {
         let mut lanes = self.lanes();
         let lane = lanes.get_mut(webhook)?;
+        if lane.spilled && lane.queue.len() <= self.lane_queue / 2 {
+            lane.spilled = false;
+            refill();
+        }
         if !self.stopping.load(Ordering::Acquire)
             && let Some(job) = lane.queue.pop_front()
         {
@@ -210,7 +231,7 @@ impl Dispatcher {
 }
 
 async fn work(core: Arc<Core>, webhook: WebhookId) {
-    while let Some(job) = core.dispatcher.next(&webhook) {
+    while let Some(job) = core.dispatcher.next(&webhook, || core.wake.notify_one()) {
         let Ok(_permit) = core.dispatcher.global.clone().acquire_owned().await else {
             return;
         };
@@ -250,6 +271,54 @@ mod tests {
         drop(held);
         assert_eq!(dispatcher.reserve(&hook, 2).count(), 2);
         assert_eq!(dispatcher.in_memory(), 0, "nothing queued or running");
+    }
+
+    #[test]
+    fn a_lane_that_spilled_asks_for_a_refill_once_half_drained() {
+        let dispatcher = Dispatcher::new(100, 1, 4);
+        let hook = webhook();
+        let held = dispatcher.reserve(&hook, 10);
+        assert_eq!(held.count(), 5, "one running and four queued at most");
+        {
+            let mut lanes = dispatcher.lanes();
+            let lane = lanes.get_mut(&hook).unwrap();
+            assert!(lane.spilled, "the other five were left in the store");
+            // As after submitting: three queued, one running.
+            lane.reserved = 0;
+            lane.running = 1;
+            lane.queue.extend((0..3).map(|_| job(&hook)));
+        }
+        let mut asked = 0;
+        assert!(dispatcher.next(&hook, || asked += 1).is_some());
+        assert_eq!(asked, 0, "three queued: more than half of four");
+        assert!(dispatcher.next(&hook, || asked += 1).is_some());
+        assert_eq!(asked, 1, "two queued: half drained, refill");
+        assert!(dispatcher.next(&hook, || asked += 1).is_some());
+        assert_eq!(asked, 1, "asked once per spill");
+        drop(held);
+    }
+
+    fn job(hook: &WebhookId) -> Job {
+        let now = herald_core::time::now();
+        let event = Event {
+            id: herald_core::event::EventId::generate(),
+            project_id: herald_core::id::ProjectId::new(),
+            event_type: herald_core::event_type::EventTypeName::parse("a.b").unwrap(),
+            occurred_at: now,
+            data: serde_json::json!({}),
+            actor: None,
+            created_at: now,
+        };
+        Job {
+            delivery: Delivery::new(
+                event.project_id.clone(),
+                event.id.clone(),
+                hook.clone(),
+                now,
+            ),
+            event: Arc::new(event),
+            lease_until: now,
+        }
     }
 
     #[test]

@@ -92,6 +92,11 @@ async fn claim_for(
         })
         .collect();
     let claimed = jobs.len();
+    let filled = claimed == room.count();
     core.dispatcher.submit(core, jobs, vec![room]);
+    if filled {
+        // Maybe more where these came from: look again when the lane has room, not a poll later.
+        core.dispatcher.spilled(&webhook);
+    }
     Ok(claimed)
 }

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use crate::helpers::{TestApp, on_both_stores};
+use crate::helpers::{Backend, Options, TestApp, on_both_stores, spawn_app_with};
 use crate::receiver::{Receiver, Reply};
 
 /// The test app's concurrent sends per webhook (`Options::default().lane_concurrency`).
@@ -126,3 +126,43 @@ on_both_stores!(
     deliveries_to_hanging_webhooks_do_not_delay_healthy_ones,
     a_get_webhook_receives_the_payload_as_query_parameters_and_a_post_one_as_json,
 );
+
+/// A burst larger than the webhook's lane (concurrency + queue) spills to the store unleased; it
+/// is fetched as the lane drains, not at the next poll (an hour away here).
+async fn a_burst_larger_than_the_lane_flows_without_waiting_for_the_poller(backend: Backend) {
+    let options = Options {
+        lane_concurrency: 1,
+        lane_queue: 2,
+        poll_interval_ms: 3_600_000,
+        ..Options::default()
+    };
+    let Some(app) = spawn_app_with(backend, options).await else {
+        return;
+    };
+    let p = app.project("shop").await;
+    app.event_type(&p, "order.paid").await;
+    let receiver = Receiver::start().await;
+    receiver.always(Reply::status(200).after(Duration::from_millis(20)));
+    app.webhook(&p, "slow", json!({"url": receiver.url})).await;
+    for n in 0..40 {
+        app.publish(&p, "order.paid", json!({"n": n})).await;
+    }
+    let got = receiver.wait_for(40, Duration::from_secs(10)).await;
+    let mut seen: Vec<i64> = got
+        .iter()
+        .map(|r| r.json()["data"]["n"].as_i64().unwrap())
+        .collect();
+    seen.sort_unstable();
+    seen.dedup();
+    assert_eq!(seen, (0..40).collect::<Vec<_>>(), "all forty, each once");
+}
+
+#[tokio::test]
+async fn a_burst_larger_than_the_lane_flows_without_waiting_for_the_poller_sqlite() {
+    a_burst_larger_than_the_lane_flows_without_waiting_for_the_poller(Backend::Sqlite).await;
+}
+
+#[tokio::test]
+async fn a_burst_larger_than_the_lane_flows_without_waiting_for_the_poller_postgres() {
+    a_burst_larger_than_the_lane_flows_without_waiting_for_the_poller(Backend::Postgres).await;
+}

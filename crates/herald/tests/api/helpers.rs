@@ -86,6 +86,7 @@ pub struct Options {
     /// Loopback is allowed by default, as receivers in tests live there.
     pub allow_networks: Vec<String>,
     pub lane_concurrency: usize,
+    pub lane_queue: usize,
     pub poll_interval_ms: u64,
     pub validation_event: String,
 }
@@ -97,6 +98,7 @@ impl Default for Options {
             max_body_bytes: 1024 * 1024,
             allow_networks: vec!["127.0.0.0/8".into()],
             lane_concurrency: 4,
+            lane_queue: 64,
             poll_interval_ms: 50,
             validation_event: "webhook.validate".into(),
         }
@@ -125,6 +127,7 @@ pub async fn spawn_app_with(backend: Backend, options: Options) -> Option<TestAp
         admin_key: Some(SecretString::from(admin.clone())),
         allow_networks: options.allow_networks,
         lane_concurrency: options.lane_concurrency,
+        lane_queue: options.lane_queue,
         poll_interval_ms: options.poll_interval_ms,
         validation_event: options.validation_event,
         shutdown_grace_seconds: 2,
