@@ -23,7 +23,8 @@ use crate::request::{Try, prepare};
 use crate::send::Outcome;
 
 /// Runs a scheduled attempt from a lane.
-pub(crate) async fn run(core: &Arc<Core>, job: Job) {
+/// Sends one leased delivery and queues its record; says whether the receiver took it.
+pub(crate) async fn run(core: &Arc<Core>, job: Job) -> bool {
     let webhook_id = job.delivery.webhook_id.clone();
     let entry = match core
         .cache
@@ -35,11 +36,11 @@ pub(crate) async fn run(core: &Arc<Core>, job: Job) {
             // Deleted, disabled or out of order since it was queued: the delivery stays pending
             // (or goes with its webhook) and the lease is given back.
             core.release_later(vec![job.delivery.id]);
-            return;
+            return false;
         }
         Err(e) => {
             tracing::warn!(error = %e, webhook_id = %webhook_id, "could not load the webhook; the lease will expire and the delivery be retried");
-            return;
+            return false;
         }
     };
     // Too late to send and record within the lease (it waited long in a full lane): leave it
@@ -49,11 +50,13 @@ pub(crate) async fn run(core: &Arc<Core>, job: Job) {
         + 5_000;
     if must_finish_by > job.lease_until.timestamp_millis() {
         tracing::debug!(delivery_id = %job.delivery.id, "lease too close to its end; leaving the delivery to be claimed again");
-        return;
+        return false;
     }
     let (attempt, outcome) = try_once(core, &entry, &job, AttemptTrigger::Scheduled).await;
+    let succeeded = outcome.succeeded();
     let record = decide(core, &entry, &job, attempt, &outcome);
     core.record(record).await;
+    succeeded
 }
 
 /// Sends one attempt and builds its record (not yet decided).

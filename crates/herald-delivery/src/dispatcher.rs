@@ -231,11 +231,19 @@ impl Dispatcher {
 }
 
 async fn work(core: Arc<Core>, webhook: WebhookId) {
-    while let Some(job) = core.dispatcher.next(&webhook, || core.wake.notify_one()) {
+    // A webhook that is failing gets its spilled deliveries at the poll interval's pace, not as
+    // fast as it can refuse them: a dead endpoint with a million queued must not keep the
+    // writer busy with failures while healthy webhooks wait.
+    let mut receiving = true;
+    while let Some(job) = core.dispatcher.next(&webhook, || {
+        if receiving {
+            core.wake.notify_one();
+        }
+    }) {
         let Ok(_permit) = core.dispatcher.global.clone().acquire_owned().await else {
             return;
         };
-        crate::attempt::run(&core, job).await;
+        receiving = crate::attempt::run(&core, job).await;
     }
 }
 

@@ -166,3 +166,40 @@ async fn a_burst_larger_than_the_lane_flows_without_waiting_for_the_poller_sqlit
 async fn a_burst_larger_than_the_lane_flows_without_waiting_for_the_poller_postgres() {
     a_burst_larger_than_the_lane_flows_without_waiting_for_the_poller(Backend::Postgres).await;
 }
+
+/// The other side of the refill: a webhook that is failing gets what spilled to the store at
+/// the poll interval's pace (an hour here), not as fast as it can refuse it.
+async fn a_failing_webhook_is_not_refilled_faster_than_the_poll_interval(backend: Backend) {
+    let options = Options {
+        lane_concurrency: 1,
+        lane_queue: 2,
+        poll_interval_ms: 3_600_000,
+        ..Options::default()
+    };
+    let Some(app) = spawn_app_with(backend, options).await else {
+        return;
+    };
+    let p = app.project("shop").await;
+    app.event_type(&p, "order.paid").await;
+    let receiver = Receiver::start().await;
+    receiver.always(Reply::status(500).after(Duration::from_millis(300)));
+    app.webhook(&p, "failing", json!({"url": receiver.url}))
+        .await;
+    for n in 0..20 {
+        app.publish(&p, "order.paid", json!({"n": n})).await;
+    }
+    // The lane's three (one sending, two queued) are tried; the other seventeen wait.
+    receiver.wait_for(3, Duration::from_secs(5)).await;
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    assert_eq!(receiver.received().len(), 3);
+}
+
+#[tokio::test]
+async fn a_failing_webhook_is_not_refilled_faster_than_the_poll_interval_sqlite() {
+    a_failing_webhook_is_not_refilled_faster_than_the_poll_interval(Backend::Sqlite).await;
+}
+
+#[tokio::test]
+async fn a_failing_webhook_is_not_refilled_faster_than_the_poll_interval_postgres() {
+    a_failing_webhook_is_not_refilled_faster_than_the_poll_interval(Backend::Postgres).await;
+}
