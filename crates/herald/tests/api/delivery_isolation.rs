@@ -127,26 +127,40 @@ on_both_stores!(
     a_get_webhook_receives_the_payload_as_query_parameters_and_a_post_one_as_json,
 );
 
-/// A burst larger than the webhook's lane (concurrency + queue) spills to the store unleased; it
-/// is fetched as the lane drains, not at the next poll (an hour away here).
-async fn a_burst_larger_than_the_lane_flows_without_waiting_for_the_poller(backend: Backend) {
+/// An app whose lanes hold three deliveries (one sending, two queued) and whose poller looks
+/// only hourly, with one webhook answering `reply` after `delay_ms`, sent `events` events.
+async fn burst_into_a_small_lane(
+    backend: Backend,
+    reply: Reply,
+    delay_ms: u64,
+    events: u64,
+) -> Option<(TestApp, Receiver)> {
     let options = Options {
         lane_concurrency: 1,
         lane_queue: 2,
         poll_interval_ms: 3_600_000,
         ..Options::default()
     };
-    let Some(app) = spawn_app_with(backend, options).await else {
-        return;
-    };
+    let app = spawn_app_with(backend, options).await?;
     let p = app.project("shop").await;
     app.event_type(&p, "order.paid").await;
     let receiver = Receiver::start().await;
-    receiver.always(Reply::status(200).after(Duration::from_millis(20)));
-    app.webhook(&p, "slow", json!({"url": receiver.url})).await;
-    for n in 0..40 {
+    receiver.always(reply.after(Duration::from_millis(delay_ms)));
+    app.webhook(&p, "small-lane", json!({"url": receiver.url}))
+        .await;
+    for n in 0..events {
         app.publish(&p, "order.paid", json!({"n": n})).await;
     }
+    Some((app, receiver))
+}
+
+/// A burst larger than the webhook's lane (concurrency + queue) spills to the store unleased; it
+/// is fetched as the lane drains, not at the next poll (an hour away here).
+async fn a_burst_larger_than_the_lane_flows_without_waiting_for_the_poller(backend: Backend) {
+    let Some((_app, receiver)) = burst_into_a_small_lane(backend, Reply::status(200), 20, 40).await
+    else {
+        return;
+    };
     let got = receiver.wait_for(40, Duration::from_secs(10)).await;
     let mut seen: Vec<i64> = got
         .iter()
@@ -170,24 +184,11 @@ async fn a_burst_larger_than_the_lane_flows_without_waiting_for_the_poller_postg
 /// The other side of the refill: a webhook that is failing gets what spilled to the store at
 /// the poll interval's pace (an hour here), not as fast as it can refuse it.
 async fn a_failing_webhook_is_not_refilled_faster_than_the_poll_interval(backend: Backend) {
-    let options = Options {
-        lane_concurrency: 1,
-        lane_queue: 2,
-        poll_interval_ms: 3_600_000,
-        ..Options::default()
-    };
-    let Some(app) = spawn_app_with(backend, options).await else {
+    let Some((_app, receiver)) =
+        burst_into_a_small_lane(backend, Reply::status(500), 300, 20).await
+    else {
         return;
     };
-    let p = app.project("shop").await;
-    app.event_type(&p, "order.paid").await;
-    let receiver = Receiver::start().await;
-    receiver.always(Reply::status(500).after(Duration::from_millis(300)));
-    app.webhook(&p, "failing", json!({"url": receiver.url}))
-        .await;
-    for n in 0..20 {
-        app.publish(&p, "order.paid", json!({"n": n})).await;
-    }
     // The lane's three (one sending, two queued) are tried; the other seventeen wait.
     receiver.wait_for(3, Duration::from_secs(5)).await;
     tokio::time::sleep(Duration::from_millis(800)).await;
