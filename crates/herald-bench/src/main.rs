@@ -185,12 +185,18 @@ struct Herald {
     base: String,
     key: String,
     dir: tempfile::TempDir,
+    /// On the embedded SQLite (in `dir`), not PostgreSQL.
+    sqlite: bool,
 }
 
 impl Herald {
-    /// Bytes the SQLite data directory takes on disk (database, WAL and shared memory files).
-    fn bytes_on_disk(&self) -> u64 {
-        std::fs::read_dir(self.dir.path())
+    /// Bytes the SQLite data directory takes on disk (database, WAL and shared memory files);
+    /// `None` on PostgreSQL.
+    fn bytes_on_disk(&self) -> Option<u64> {
+        if !self.sqlite {
+            return None;
+        }
+        let bytes = std::fs::read_dir(self.dir.path())
             .map(|entries| {
                 entries
                     .flatten()
@@ -198,7 +204,8 @@ impl Herald {
                     .map(|m| m.len())
                     .sum()
             })
-            .unwrap_or(0)
+            .unwrap_or(0);
+        Some(bytes)
     }
 
     /// Resident set size now and at its peak, in MiB, from /proc.
@@ -269,6 +276,7 @@ async fn start_herald(
         base,
         key,
         dir,
+        sqlite: args.database_url.is_none(),
     })
 }
 
@@ -377,10 +385,13 @@ fn percentile(sorted: &[u64], p: f64) -> f64 {
     sorted[i] as f64 / 1000.0
 }
 
+/// One run's figures. `stored`: deliveries the database holds (those of hanging or unreachable
+/// webhooks too), for the bytes on disk per delivery.
 fn report(
     name: &str,
     sink: &Sink,
     expected: u64,
+    stored: u64,
     publish_time: Duration,
     events: u64,
     start_us: u64,
@@ -408,7 +419,7 @@ fn report(
         "deliveries_per_s": (unique as f64 / elapsed_s.max(1e-9)).round(),
         "latency_ms": {"p50": percentile(&lat, 0.5), "p90": percentile(&lat, 0.9), "p99": percentile(&lat, 0.99), "max": percentile(&lat, 1.0)},
         "rss_mib": {"idle": (idle * 10.0).round() / 10.0, "now": (rss * 10.0).round() / 10.0, "peak": (peak * 10.0).round() / 10.0},
-        "sqlite_bytes_per_delivery": (herald.bytes_on_disk() as f64 / expected.max(1) as f64).round(),
+        "sqlite_bytes_per_delivery": herald.bytes_on_disk().map(|b| (b as f64 / stored.max(1) as f64).round()),
     });
     println!("{}", serde_json::to_string(&result).unwrap());
     result
@@ -506,6 +517,7 @@ async fn run(args: &Args, database_url: Option<&str>) -> anyhow::Result<Value> {
                 "fanout",
                 &sink,
                 expected,
+                expected,
                 publish_time,
                 args.events,
                 start,
@@ -530,6 +542,7 @@ async fn run(args: &Args, database_url: Option<&str>) -> anyhow::Result<Value> {
             report(
                 "rate",
                 &sink,
+                events * args.fanout,
                 events * args.fanout,
                 publish_time,
                 events,
@@ -584,6 +597,7 @@ async fn run(args: &Args, database_url: Option<&str>) -> anyhow::Result<Value> {
                 "backlog (healthy webhook while 1 webhook has a backlog)",
                 &sink,
                 healthy,
+                healthy + args.events * args.fanout,
                 publish_time,
                 healthy,
                 start,
@@ -605,6 +619,7 @@ async fn run(args: &Args, database_url: Option<&str>) -> anyhow::Result<Value> {
                 "hanging (healthy half)",
                 &sink,
                 events * args.fanout,
+                events * args.fanout * 2,
                 publish_time,
                 events,
                 start,
