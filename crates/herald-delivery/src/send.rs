@@ -58,6 +58,9 @@ impl Sender {
         let policy = Arc::new(policy);
         let client = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
+            // One attempt is one request: Herald's retry policy does the retrying, and records
+            // it. (reqwest's own policy also copied every request's headers in case of a retry.)
+            .retry(reqwest::retry::never().max_retries_per_request(0))
             // A proxy would resolve and connect on our behalf, past the address guard.
             .no_proxy()
             .dns_resolver(Arc::new(GuardedResolver {
