@@ -525,25 +525,29 @@ async fn run(args: &Args, database_url: Option<&str>) -> anyhow::Result<Value> {
                 idle,
             )
         }
-        Scenario::Rate => {
-            // The same healthy webhooks as `hanging`, without the hanging ones: its baseline.
-            setup(
-                &client,
-                &herald,
-                &vec![hook.clone(); args.fanout as usize],
-                10,
-            )
-            .await?;
+        Scenario::Rate | Scenario::Hanging => {
+            // `rate` is `hanging`'s baseline: the same healthy webhooks, without the hanging ones.
+            let hanging = matches!(args.scenario, Scenario::Hanging);
+            let mut urls = vec![hook.clone(); args.fanout as usize];
+            if hanging {
+                let hang = format!("http://{sink_addr}/hang");
+                urls.extend(std::iter::repeat_n(hang, args.fanout as usize));
+            }
+            setup(&client, &herald, &urls, 10).await?;
             let events = args.rate * args.seconds;
             let start = now_us();
             let publish_time =
                 publish(&client, &herald, events, args.publishers, Some(args.rate)).await?;
             wait_for(&sink, events * args.fanout, timeout).await;
             report(
-                "rate",
+                if hanging {
+                    "hanging (healthy half)"
+                } else {
+                    "rate"
+                },
                 &sink,
                 events * args.fanout,
-                events * args.fanout,
+                urls.len() as u64 * events,
                 publish_time,
                 events,
                 start,
@@ -600,28 +604,6 @@ async fn run(args: &Args, database_url: Option<&str>) -> anyhow::Result<Value> {
                 healthy + args.events * args.fanout,
                 publish_time,
                 healthy,
-                start,
-                &herald,
-                idle,
-            )
-        }
-        Scenario::Hanging => {
-            let hang = format!("http://{sink_addr}/hang");
-            let mut urls = vec![hook.clone(); args.fanout as usize];
-            urls.extend(std::iter::repeat_n(hang, args.fanout as usize));
-            setup(&client, &herald, &urls, 10).await?;
-            let events = args.rate * args.seconds;
-            let start = now_us();
-            let publish_time =
-                publish(&client, &herald, events, args.publishers, Some(args.rate)).await?;
-            wait_for(&sink, events * args.fanout, timeout).await;
-            report(
-                "hanging (healthy half)",
-                &sink,
-                events * args.fanout,
-                events * args.fanout * 2,
-                publish_time,
-                events,
                 start,
                 &herald,
                 idle,

@@ -62,15 +62,17 @@ impl ThisStore {
         committed: &mut Committed,
     ) -> StoreResult<()> {
         let none = crate::batch::StatsDelta::default();
+        let deltas: HashMap<&str, &crate::batch::StatsDelta> =
+            deltas.iter().map(|(w, d)| (w.as_str(), d)).collect();
         let mut touched: BTreeSet<&str> = events_per_webhook.keys().copied().collect();
-        touched.extend(deltas.keys().map(WebhookId::as_str));
+        touched.extend(deltas.keys().copied());
         if touched.is_empty() {
             return Ok(());
         }
         let touched: Vec<&str> = touched.into_iter().collect();
         let rules: HashMap<&str, crate::OutOfOrderRule> = deltas
             .iter()
-            .filter_map(|(w, d)| Some((w.as_str(), d.rule?)))
+            .filter_map(|(w, d)| Some((*w, d.rule?)))
             .collect();
         let mut moved_out: Vec<(String, i64, Option<i64>)> = Vec::new();
         for chunk in touched.chunks(500) {
@@ -106,7 +108,7 @@ impl ThisStore {
             );
             update.push_values(chunk, |mut row, webhook| {
                 let (events, last_event) = events_per_webhook.get(webhook).copied().map_or((0, None), |(n, at)| (n, Some(at)));
-                let d = WebhookId::parse(webhook).ok().and_then(|w| deltas.get(&w)).unwrap_or(&none);
+                let d = deltas.get(webhook).copied().unwrap_or(&none);
                 row.push_bind(*webhook)
                     .push_bind(events)
                     .push_bind(last_event)
@@ -643,7 +645,8 @@ impl Store for ThisStore {
         let mut committed = Committed::default();
 
         // Events: one multi-row insert per chunk; RETURNING says which were new.
-        let mut inserted: HashSet<(&str, &str)> = HashSet::new();
+        // Ids the inserts created, by project: looked up below without allocating.
+        let mut inserted: HashMap<String, HashSet<String>> = HashMap::new();
         for chunk in publishes.chunks(1000) {
             let mut insert = sqlx::QueryBuilder::<Db>::new(
                 "INSERT INTO events (project_id, id, event_type, occurred_at, data, actor_id, actor_email, created_at) ",
@@ -666,17 +669,19 @@ impl Store for ThisStore {
                 .fetch_all(&mut *tx)
                 .await
                 .map_err(write_error("event", "id", "project"))?;
-            let new: HashSet<(String, String)> = rows.into_iter().collect();
-            inserted.extend(chunk.iter().map(|p| (p.event.project_id.as_str(), p.event.id.as_str())).filter(|(project, id)| {
-                new.contains(&((*project).to_owned(), (*id).to_owned()))
-            }));
+            for (project, id) in rows {
+                inserted.entry(project).or_default().insert(id);
+            }
         }
         let mut events_per_webhook: BTreeMap<&str, (i64, i64)> = BTreeMap::new();
         let mut new_deliveries: Vec<&(Delivery, Option<Lease>)> = Vec::new();
         for p in publishes {
             let e = &p.event;
             // The first publish of an id in this batch takes it; any later one is a duplicate.
-            if !inserted.remove(&(e.project_id.as_str(), e.id.as_str())) {
+            if !inserted
+                .get_mut(e.project_id.as_str())
+                .is_some_and(|ids| ids.remove(e.id.as_str()))
+            {
                 let row = sqlx::query_as::<Db, EventRow>(
                     "SELECT project_id, id, event_type, occurred_at, data, actor_id, actor_email, created_at \
                      FROM events WHERE project_id = $1 AND id = $2",

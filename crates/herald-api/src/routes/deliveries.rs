@@ -11,6 +11,7 @@ use herald_core::attempt::{Attempt, AttemptError, AttemptTrigger, ReceivedRespon
 use herald_core::auth::Action;
 use herald_core::delivery::{Delivery, DeliveryStatus};
 use herald_core::id::{AttemptId, DeliveryId, ProjectId, WebhookId};
+use herald_core::page::PageRequest;
 use herald_core::time;
 use herald_core::webhook::redact_url_password;
 use herald_store::AttemptQuery;
@@ -131,10 +132,16 @@ pub async fn attempts_for_webhook(
 ) -> Result<Json<ListResponse<AttemptView>>, ApiError> {
     let page = params.request()?;
     let webhook = load_webhook(&state, &caller, &id, Action::ReadWebhooks).await?;
-    let found = state
-        .store
-        .list_attempts(&AttemptQuery::Webhook(webhook.id), &page)
-        .await?;
+    attempts_page(&state, AttemptQuery::Webhook(webhook.id), &page).await
+}
+
+/// A page of attempts, as the API shows them.
+async fn attempts_page(
+    state: &ApiState,
+    query: AttemptQuery,
+    page: &PageRequest,
+) -> Result<Json<ListResponse<AttemptView>>, ApiError> {
+    let found = state.store.list_attempts(&query, page).await?;
     Ok(Json(ListResponse::from_page(found, AttemptView::from)))
 }
 
@@ -170,11 +177,7 @@ pub async fn attempts(
 ) -> Result<Json<ListResponse<AttemptView>>, ApiError> {
     let page = params.request()?;
     let delivery = load(&state, &caller, &id).await?;
-    let found = state
-        .store
-        .list_attempts(&AttemptQuery::Delivery(delivery.id), &page)
-        .await?;
-    Ok(Json(ListResponse::from_page(found, AttemptView::from)))
+    attempts_page(&state, AttemptQuery::Delivery(delivery.id), &page).await
 }
 
 /// Replay one delivery: it is sent again at once, with the same delivery id.
