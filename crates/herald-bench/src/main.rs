@@ -25,6 +25,10 @@
 //!   engine's pruner does with `--retention-days`. One JSON line per simulated day (deliveries
 //!   so far, live rows, bytes of database + WAL + shared memory), then a summary saying whether
 //!   the size levelled off. SQLite only; `--runs` does not apply.
+//! - `raw`: no Herald at all: the publishers POST `--events` delivery-shaped bodies straight
+//!   to the sink with Herald's own HTTP client. What loopback HTTP alone does on this machine
+//!   right now, to read the other figures against (the machine's speed drifts between
+//!   sessions).
 
 #![forbid(unsafe_code)]
 #![allow(clippy::print_stdout, clippy::unwrap_used, clippy::too_many_arguments)]
@@ -56,6 +60,7 @@ enum Scenario {
     Backlog,
     Hanging,
     Soak,
+    Raw,
 }
 
 #[derive(Debug, Parser)]
@@ -498,6 +503,9 @@ async fn run(args: &Args, database_url: Option<&str>) -> anyhow::Result<Value> {
         .build()?;
     let (sink_addr, sink) = start_sink().await?;
     let hook = format!("http://{sink_addr}/hook");
+    if let Scenario::Raw = args.scenario {
+        return raw(&hook, &sink, args).await;
+    }
     let mut herald = start_herald(args, database_url, &client).await?;
     tokio::time::sleep(Duration::from_millis(500)).await;
     let idle = herald.rss_mib().0;
@@ -609,9 +617,68 @@ async fn run(args: &Args, database_url: Option<&str>) -> anyhow::Result<Value> {
                 idle,
             )
         }
-        Scenario::Soak => bail!("the soak scenario runs without a server (see soak.rs)"),
+        Scenario::Soak | Scenario::Raw => unreachable!("handled before Herald starts"),
     };
     let _ = herald.child.start_kill();
     let _ = herald.child.wait().await;
+    Ok(result)
+}
+
+/// Loopback HTTP with no Herald between: `--publishers` tasks POST `--events` bodies shaped
+/// like a delivery (with a `webhook-id`) straight to the sink, with the HTTP client Herald sends
+/// with.
+async fn raw(hook: &str, sink: &Sink, args: &Args) -> anyhow::Result<Value> {
+    let policy = herald_delivery::guard::DestinationPolicy {
+        allowed: vec!["127.0.0.0/8".parse()?],
+    };
+    let client = herald_delivery::client::Client::new(Arc::new(policy), 1024)?;
+    let hook = url::Url::parse(hook)?;
+    let next = Arc::new(AtomicU64::new(0));
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for _ in 0..args.publishers {
+        let (client, next, hook, count) = (client.clone(), next.clone(), hook.clone(), args.events);
+        tasks.push(tokio::spawn(async move {
+            loop {
+                let n = next.fetch_add(1, Ordering::Relaxed);
+                if n >= count {
+                    return Ok::<_, anyhow::Error>(());
+                }
+                let body = json!({"type": "bench.event", "timestamp": "2026-11-23T00:00:00Z", "data": {"n": n, "t": now_us()}});
+                let headers = [
+                    ("content-type".to_owned(), "application/json".to_owned()),
+                    ("webhook-id".to_owned(), format!("msg_{n}")),
+                ];
+                let received = client
+                    .exchange(
+                        herald_delivery::client::Outgoing {
+                            method: axum::http::Method::POST,
+                            url: &hook,
+                            headers: &headers,
+                            body: Some(serde_json::to_vec(&body)?.into()),
+                        },
+                        64 * 1024,
+                    )
+                    .await?;
+                if received.status != 200 {
+                    bail!("sink answered {}", received.status);
+                }
+            }
+        }));
+    }
+    for task in tasks {
+        task.await??;
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    let mut lat = sink.latencies_us.lock().unwrap().clone();
+    lat.sort_unstable();
+    let result = json!({
+        "scenario": "raw",
+        "requests": args.events,
+        "received": sink.received.load(Ordering::Relaxed),
+        "requests_per_s": (args.events as f64 / elapsed).round(),
+        "latency_ms": {"p50": percentile(&lat, 0.5), "p99": percentile(&lat, 0.99)},
+    });
+    println!("{}", serde_json::to_string(&result)?);
     Ok(result)
 }

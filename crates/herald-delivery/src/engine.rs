@@ -103,7 +103,7 @@ pub enum EngineError {
     #[error("Herald is shutting down")]
     ShuttingDown,
     #[error("could not build the HTTP client: {0}")]
-    Client(#[from] reqwest::Error),
+    Client(#[from] rustls::Error),
     #[error("could not start the writer thread: {0}")]
     WriterThread(#[from] std::io::Error),
 }

@@ -2,13 +2,12 @@
 //!
 //! Destinations that resolve to private, loopback, link-local, multicast or unspecified
 //! addresses are refused, unless the operator allows them by CIDR. The check runs on the
-//! addresses a name *resolves to*, at connect time (a resolver given to the HTTP client), so a
+//! addresses a name *resolves to*, at connect time (by the [`client`](crate::client)), so a
 //! public name pointing at 127.0.0.1 is refused too; IP literals — in whatever form the URL
 //! spelled them (decimal, octal, IPv4-mapped IPv6), which the URL parser has already normalised
 //! — are checked before the request is made.
 
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
-use std::sync::Arc;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use ipnet::IpNet;
 
@@ -116,46 +115,6 @@ fn embedded_v4(ip: Ipv6Addr) -> Option<Ipv4Addr> {
         Some(Ipv4Addr::new(octets[2], octets[3], octets[4], octets[5]))
     } else {
         ip.to_ipv4()
-    }
-}
-
-/// A resolver for the HTTP client that drops every address the policy refuses, and fails the
-/// connection (with [`Refused`]) when none is left.
-#[derive(Clone, Debug)]
-pub struct GuardedResolver {
-    pub policy: Arc<DestinationPolicy>,
-}
-
-impl reqwest::dns::Resolve for GuardedResolver {
-    fn resolve(&self, name: reqwest::dns::Name) -> reqwest::dns::Resolving {
-        let policy = self.policy.clone();
-        Box::pin(async move {
-            let host = name.as_str().to_owned();
-            let addrs: Vec<SocketAddr> = tokio::net::lookup_host((host.as_str(), 0))
-                .await
-                .map_err(|source| -> Box<dyn std::error::Error + Send + Sync> {
-                    Box::new(DnsFailure {
-                        name: host.clone(),
-                        source,
-                    })
-                })?
-                .collect();
-            let mut refused = None;
-            let allowed: Vec<SocketAddr> = addrs
-                .into_iter()
-                .filter(|a| match policy.check(a.ip()) {
-                    Ok(()) => true,
-                    Err(r) => {
-                        refused.get_or_insert(r);
-                        false
-                    }
-                })
-                .collect();
-            match (allowed.is_empty(), refused) {
-                (true, Some(r)) => Err(Box::new(r) as Box<dyn std::error::Error + Send + Sync>),
-                _ => Ok(Box::new(allowed.into_iter()) as reqwest::dns::Addrs),
-            }
-        })
     }
 }
 

@@ -24,6 +24,7 @@
 
 mod attempt;
 mod cache;
+pub mod client;
 mod dispatcher;
 pub mod engine;
 pub mod guard;

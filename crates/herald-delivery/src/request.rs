@@ -20,7 +20,8 @@ pub struct Prepared {
     pub method: HttpMethod,
     pub url: url::Url,
     pub headers: Vec<(String, String)>,
-    pub body: Option<Vec<u8>>,
+    /// Shared, not copied, by each send of it.
+    pub body: Option<bytes::Bytes>,
     /// Lower-case names of headers whose values must not be stored.
     pub secret_headers: Vec<String>,
 }
@@ -61,7 +62,9 @@ pub fn prepare(webhook: &Webhook, event: &Event, t: Try<'_>) -> Result<Prepared,
     let payload = render(&ctx);
     let mut url = webhook.url.url().clone();
     let body = match webhook.method {
-        HttpMethod::Post => Some(serde_json::to_vec(&payload).unwrap_or_default()),
+        HttpMethod::Post => Some(bytes::Bytes::from(
+            serde_json::to_vec(&payload).unwrap_or_default(),
+        )),
         HttpMethod::Get => {
             url.query_pairs_mut().extend_pairs(query_params(&payload));
             None

@@ -1,0 +1,505 @@
+//! The outbound HTTP/1.1 client: connections made past the address guard, kept alive in a pool
+//! per origin, and driven by the task that sends on them.
+//!
+//! Built on hyper's connection-level client rather than a full client library: the send path is
+//! the hottest code in Herald, and a pooled client that runs each connection in a task of its
+//! own pays a hand-off between tasks, and layers (redirects, retries, proxies, decompression)
+//! Herald does not want, on every request. Here the sending task polls its connection itself
+//! while it waits for the response, and puts the connection back in the pool when the
+//! response is fully read. On loopback this doubled what one core sends (see BENCHMARKS.md).
+//!
+//! What it keeps from a full client: names resolved and every address checked by the
+//! [`guard`](crate::guard) at connect time; TLS with the web PKI roots; a connect timeout;
+//! credentials in the URL sent as basic auth; an idle connection that the receiver closed is
+//! noticed before it is used, and a request that could not be written on a reused connection
+//! is sent once on a fresh one.
+
+use std::collections::{HashMap, VecDeque};
+use std::future::Future;
+use std::net::{IpAddr, SocketAddr};
+use std::pin::Pin;
+use std::sync::{Arc, Mutex, Weak};
+use std::task::{Context, Poll, Waker};
+use std::time::{Duration, Instant};
+
+use base64::Engine as _;
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper::body::{Body as _, Incoming};
+use hyper::client::conn::{TrySendError, http1};
+use hyper::header::{HeaderMap, HeaderName, HeaderValue};
+use hyper_util::rt::TokioIo;
+use tokio::net::TcpStream;
+use tokio_rustls::TlsConnector;
+use tokio_rustls::client::TlsStream;
+use tokio_util::either::Either;
+
+use crate::guard::{DestinationPolicy, DnsFailure, Refused};
+
+type Stream = Either<TcpStream, TlsStream<TcpStream>>;
+type Driver = http1::Connection<TokioIo<Stream>, Full<Bytes>>;
+
+/// Why an exchange failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    #[error("{0}")]
+    Refused(#[from] Refused),
+    #[error("{0}")]
+    Dns(#[from] DnsFailure),
+    #[error("could not connect to {host}: {source}")]
+    Connect {
+        host: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("could not connect to {host} within {} ms", .after.as_millis())]
+    ConnectTimeout { host: String, after: Duration },
+    #[error("TLS handshake with {host} failed: {source}")]
+    Tls {
+        host: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("the request could not be built: {0}")]
+    Request(String),
+    #[error("{0}")]
+    Http(#[from] hyper::Error),
+}
+
+/// One request to send.
+#[derive(Debug)]
+pub struct Outgoing<'a> {
+    pub method: hyper::Method,
+    pub url: &'a url::Url,
+    pub headers: &'a [(String, String)],
+    pub body: Option<Bytes>,
+}
+
+/// A response read up to the body cap.
+#[derive(Debug)]
+pub struct Received {
+    pub status: u16,
+    pub headers: HeaderMap,
+    pub body: Vec<u8>,
+    /// The body went on past the cap (the rest was not read).
+    pub truncated: bool,
+}
+
+/// The shared client (cheap to clone).
+#[derive(Clone, Debug)]
+pub struct Client {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    policy: Arc<DestinationPolicy>,
+    tls: TlsConnector,
+    pool: Mutex<HashMap<Origin, VecDeque<Idle>>>,
+    max_idle_per_origin: usize,
+    idle_timeout: Duration,
+    connect_timeout: Duration,
+}
+
+impl std::fmt::Debug for Inner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Client")
+            .field("policy", &self.policy)
+            .field("max_idle_per_origin", &self.max_idle_per_origin)
+            .field("idle_timeout", &self.idle_timeout)
+            .field("connect_timeout", &self.connect_timeout)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Where a connection goes: scheme, host and port.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+struct Origin {
+    https: bool,
+    host: String,
+    port: u16,
+}
+
+/// A keep-alive connection between two requests.
+struct Idle {
+    conn: Conn,
+    since: Instant,
+}
+
+impl std::fmt::Debug for Idle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Idle").field("since", &self.since).finish()
+    }
+}
+
+/// An HTTP/1.1 connection: the handle requests go through, and the state machine that reads
+/// and writes the socket, which whoever is using the connection polls.
+struct Conn {
+    sender: http1::SendRequest<Full<Bytes>>,
+    /// `None` once the connection has ended. Dropped then, not kept: a request still queued
+    /// on it hears at once that it was never sent, rather than waiting for a driver no one
+    /// polls any more.
+    driver: Option<Driver>,
+}
+
+impl Conn {
+    /// Polls the connection (unless it has ended), then `f`: the connection makes progress
+    /// while the caller waits for what it wants from it.
+    fn poll_with<T>(
+        &mut self,
+        cx: &mut Context<'_>,
+        f: impl FnOnce(&mut http1::SendRequest<Full<Bytes>>, &mut Context<'_>) -> Poll<T>,
+    ) -> Poll<T> {
+        poll_driver(&mut self.driver, cx);
+        f(&mut self.sender, cx)
+    }
+
+    fn ended(&self) -> bool {
+        self.driver.is_none()
+    }
+
+    /// Whether an idle connection can take a request: the receiver has not closed it.
+    fn still_open(&mut self) -> bool {
+        let mut cx = Context::from_waker(Waker::noop());
+        let _ = self.poll_with(&mut cx, |_, _| Poll::Ready(()));
+        !self.ended() && !self.sender.is_closed() && self.sender.is_ready()
+    }
+}
+
+impl Client {
+    pub fn new(
+        policy: Arc<DestinationPolicy>,
+        max_idle_per_origin: usize,
+    ) -> Result<Self, rustls::Error> {
+        let roots = rustls::RootCertStore {
+            roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
+        };
+        let mut tls = rustls::ClientConfig::builder_with_provider(Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+        tls.alpn_protocols = vec![b"http/1.1".to_vec()];
+        let client = Self {
+            inner: Arc::new(Inner {
+                policy,
+                tls: TlsConnector::from(Arc::new(tls)),
+                pool: Mutex::new(HashMap::new()),
+                max_idle_per_origin,
+                idle_timeout: Duration::from_secs(90),
+                connect_timeout: Duration::from_secs(10),
+            }),
+        };
+        client.start_sweeping();
+        Ok(client)
+    }
+
+    /// Closes, every 30 s, pooled connections idle past the idle timeout or closed by their
+    /// receiver; stops once the client is gone.
+    fn start_sweeping(&self) {
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        let inner: Weak<Inner> = Arc::downgrade(&self.inner);
+        runtime.spawn(async move {
+            let mut every = tokio::time::interval(Duration::from_secs(30));
+            every.tick().await;
+            loop {
+                every.tick().await;
+                let Some(inner) = inner.upgrade() else { return };
+                let now = Instant::now();
+                let mut pool = inner.pool.lock().unwrap_or_else(|e| e.into_inner());
+                pool.retain(|_, idle| {
+                    idle.retain_mut(|i| {
+                        now.duration_since(i.since) < inner.idle_timeout && i.conn.still_open()
+                    });
+                    !idle.is_empty()
+                });
+            }
+        });
+    }
+
+    /// Sends `request` and reads the response, its body up to `cap` bytes.
+    pub async fn exchange(
+        &self,
+        request: Outgoing<'_>,
+        cap: usize,
+    ) -> Result<Received, ClientError> {
+        let origin = Origin::of(request.url)?;
+        let built = build(&request, &origin)?;
+        let (mut conn, reused) = match self.checkout(&origin) {
+            Some(conn) => (conn, true),
+            None => (self.connect(&origin).await?, false),
+        };
+        let response = match send(&mut conn, built).await {
+            Ok(response) => response,
+            // Never written: the receiver closed the idle connection as it was taken. Once
+            // more, on a new connection.
+            Err(mut e) if reused && e.message().is_some() => {
+                let Some(built) = e.take_message() else {
+                    return Err(e.into_error().into());
+                };
+                conn = self.connect(&origin).await?;
+                send(&mut conn, built)
+                    .await
+                    .map_err(|e| ClientError::Http(e.into_error()))?
+            }
+            Err(e) => return Err(e.into_error().into()),
+        };
+        let status = response.status().as_u16();
+        let (parts, mut body) = response.into_parts();
+        let mut bytes = Vec::new();
+        let mut truncated = false;
+        loop {
+            let frame = std::future::poll_fn(|cx| {
+                conn.poll_with(cx, |_, cx| Pin::new(&mut body).poll_frame(cx))
+            })
+            .await;
+            let Some(frame) = frame else { break };
+            let Ok(data) = frame?.into_data() else {
+                continue;
+            };
+            let room = cap - bytes.len();
+            if data.len() > room {
+                bytes.extend_from_slice(&data[..room]);
+                truncated = true;
+                break;
+            }
+            bytes.extend_from_slice(&data);
+        }
+        // A body left unread makes the connection useless for the next request.
+        if !truncated && body.is_end_stream() {
+            self.checkin(origin, conn);
+        }
+        Ok(Received {
+            status,
+            headers: parts.headers,
+            body: bytes,
+            truncated,
+        })
+    }
+
+    fn checkout(&self, origin: &Origin) -> Option<Conn> {
+        let mut pool = self.inner.pool.lock().unwrap_or_else(|e| e.into_inner());
+        let idle = pool.get_mut(origin)?;
+        // The most recently used first: it is the least likely to have been closed.
+        while let Some(mut candidate) = idle.pop_back() {
+            if candidate.since.elapsed() < self.inner.idle_timeout && candidate.conn.still_open() {
+                return Some(candidate.conn);
+            }
+        }
+        None
+    }
+
+    /// Returns a connection whose last response was read to its end, if it can take another.
+    fn checkin(&self, origin: Origin, mut conn: Conn) {
+        let mut cx = Context::from_waker(Waker::noop());
+        let ready = conn.poll_with(&mut cx, |sender, cx| sender.poll_ready(cx));
+        if !matches!(ready, Poll::Ready(Ok(()))) || conn.ended() {
+            return;
+        }
+        let mut pool = self.inner.pool.lock().unwrap_or_else(|e| e.into_inner());
+        let idle = pool.entry(origin).or_default();
+        if idle.len() < self.inner.max_idle_per_origin {
+            idle.push_back(Idle {
+                conn,
+                since: Instant::now(),
+            });
+        }
+    }
+
+    async fn connect(&self, origin: &Origin) -> Result<Conn, ClientError> {
+        let inner = &self.inner;
+        let addresses = resolve(&inner.policy, origin).await?;
+        let tcp = tokio::time::timeout(inner.connect_timeout, connect_any(&addresses))
+            .await
+            .map_err(|_| ClientError::ConnectTimeout {
+                host: origin.host.clone(),
+                after: inner.connect_timeout,
+            })?
+            .map_err(|source| ClientError::Connect {
+                host: origin.host.clone(),
+                source,
+            })?;
+        let _ = tcp.set_nodelay(true);
+        let stream = if origin.https {
+            let name = rustls::pki_types::ServerName::try_from(
+                origin.host.trim_start_matches('[').trim_end_matches(']'),
+            )
+            .map_err(|e| ClientError::Request(e.to_string()))?
+            .to_owned();
+            let tls = tokio::time::timeout(inner.connect_timeout, inner.tls.connect(name, tcp))
+                .await
+                .unwrap_or_else(|_| {
+                    Err(std::io::Error::new(
+                        std::io::ErrorKind::TimedOut,
+                        format!(
+                            "no handshake within {} ms",
+                            inner.connect_timeout.as_millis()
+                        ),
+                    ))
+                })
+                .map_err(|source| ClientError::Tls {
+                    host: origin.host.clone(),
+                    source,
+                })?;
+            Either::Right(tls)
+        } else {
+            Either::Left(tcp)
+        };
+        let (sender, driver) = http1::Builder::new()
+            .handshake(TokioIo::new(stream))
+            .await?;
+        Ok(Conn {
+            sender,
+            driver: Some(driver),
+        })
+    }
+}
+
+/// Sends on `conn`, driving it until the response head arrives.
+async fn send(
+    conn: &mut Conn,
+    request: hyper::Request<Full<Bytes>>,
+) -> Result<hyper::Response<Incoming>, TrySendError<hyper::Request<Full<Bytes>>>> {
+    let mut response = std::pin::pin!(conn.sender.try_send_request(request));
+    std::future::poll_fn(|cx| {
+        poll_driver(&mut conn.driver, cx);
+        response.as_mut().poll(cx)
+    })
+    .await
+}
+
+/// Lets the connection read and write; drops it once it has ended.
+fn poll_driver(driver: &mut Option<Driver>, cx: &mut Context<'_>) {
+    if let Some(running) = driver
+        && Pin::new(running).poll(cx).is_ready()
+    {
+        *driver = None;
+    }
+}
+
+impl Origin {
+    fn of(url: &url::Url) -> Result<Self, ClientError> {
+        let https = match url.scheme() {
+            "https" => true,
+            "http" => false,
+            other => return Err(ClientError::Request(format!("unsupported scheme {other}"))),
+        };
+        let host = url
+            .host_str()
+            .ok_or_else(|| ClientError::Request("the URL has no host".into()))?
+            .to_owned();
+        let port = url
+            .port_or_known_default()
+            .unwrap_or(if https { 443 } else { 80 });
+        Ok(Self { https, host, port })
+    }
+
+    fn is_default_port(&self) -> bool {
+        self.port == if self.https { 443 } else { 80 }
+    }
+}
+
+/// The request as hyper takes it: origin-form target, `Host`, basic auth from the URL's
+/// credentials, then the prepared headers.
+fn build(
+    request: &Outgoing<'_>,
+    origin: &Origin,
+) -> Result<hyper::Request<Full<Bytes>>, ClientError> {
+    let url = request.url;
+    let target = &url[url::Position::BeforePath..url::Position::AfterQuery];
+    let mut built = hyper::Request::builder()
+        .method(request.method.clone())
+        .uri(target)
+        .body(Full::new(request.body.clone().unwrap_or_default()))
+        .map_err(|e| ClientError::Request(e.to_string()))?;
+    let headers = built.headers_mut();
+    headers.reserve(request.headers.len() + 2);
+    let host = if origin.is_default_port() {
+        HeaderValue::from_str(&origin.host)
+    } else {
+        HeaderValue::from_str(&format!("{}:{}", origin.host, origin.port))
+    }
+    .map_err(|e| ClientError::Request(e.to_string()))?;
+    headers.insert(hyper::header::HOST, host);
+    if !url.username().is_empty() || url.password().is_some() {
+        let decode = |s: &str| {
+            percent_encoding::percent_decode_str(s)
+                .decode_utf8_lossy()
+                .into_owned()
+        };
+        let credentials = format!(
+            "{}:{}",
+            decode(url.username()),
+            decode(url.password().unwrap_or_default())
+        );
+        let mut value = HeaderValue::from_str(&format!(
+            "Basic {}",
+            base64::engine::general_purpose::STANDARD.encode(credentials)
+        ))
+        .map_err(|e| ClientError::Request(e.to_string()))?;
+        value.set_sensitive(true);
+        headers.insert(hyper::header::AUTHORIZATION, value);
+    }
+    for (name, value) in request.headers {
+        let name = HeaderName::from_bytes(name.as_bytes())
+            .map_err(|e| ClientError::Request(format!("header {name}: {e}")))?;
+        let value = HeaderValue::from_str(value)
+            .map_err(|e| ClientError::Request(format!("header {name}: {e}")))?;
+        headers.append(name, value);
+    }
+    Ok(built)
+}
+
+/// The addresses `origin` resolves to that the policy allows; an IP literal as it is (the
+/// sender checked it already).
+async fn resolve(
+    policy: &DestinationPolicy,
+    origin: &Origin,
+) -> Result<Vec<SocketAddr>, ClientError> {
+    let literal = origin.host.trim_start_matches('[').trim_end_matches(']');
+    if let Ok(ip) = literal.parse::<IpAddr>() {
+        policy.check(ip)?;
+        return Ok(vec![SocketAddr::new(ip, origin.port)]);
+    }
+    let resolved: Vec<SocketAddr> = tokio::net::lookup_host((origin.host.as_str(), origin.port))
+        .await
+        .map_err(|source| DnsFailure {
+            name: origin.host.clone(),
+            source,
+        })?
+        .collect();
+    let mut refused = None;
+    let allowed: Vec<SocketAddr> = resolved
+        .into_iter()
+        .filter(|a| match policy.check(a.ip()) {
+            Ok(()) => true,
+            Err(r) => {
+                refused.get_or_insert(r);
+                false
+            }
+        })
+        .collect();
+    match (allowed.is_empty(), refused) {
+        (true, Some(r)) => Err(r.into()),
+        (true, None) => Err(DnsFailure {
+            name: origin.host.clone(),
+            source: std::io::Error::new(std::io::ErrorKind::NotFound, "no addresses"),
+        }
+        .into()),
+        (false, _) => Ok(allowed),
+    }
+}
+
+/// Connects to the first address that answers.
+async fn connect_any(addresses: &[SocketAddr]) -> std::io::Result<TcpStream> {
+    let mut last = None;
+    for address in addresses {
+        match TcpStream::connect(address).await {
+            Ok(stream) => return Ok(stream),
+            Err(e) => last = Some(e),
+        }
+    }
+    Err(last.unwrap_or_else(|| std::io::Error::new(std::io::ErrorKind::NotFound, "no addresses")))
+}
