@@ -295,7 +295,7 @@ fn request_headers(
             account_secret: None,
         },
     )?;
-    Ok(prepared.redacted_headers())
+    Ok(prepared.into_redacted_headers())
 }
 
 struct Files {

@@ -115,24 +115,27 @@ pub struct Attempt {
     pub succeeded: bool,
 }
 
-/// Header values that must never be stored or shown: signatures, tokens, secrets.
-pub fn redact_headers<'a>(
-    headers: impl IntoIterator<Item = (&'a str, &'a str)>,
+impl Attempt {
+    /// The receiver's status code, when it answered.
+    pub fn status(&self) -> Option<u16> {
+        self.response.as_ref().map(|r| r.status)
+    }
+}
+
+/// Header values that must never be stored or shown: signatures, tokens, secrets. Takes the
+/// headers by value: they were sent, and are kept now (no copy of each).
+pub fn redact_headers(
+    headers: impl IntoIterator<Item = (String, String)>,
     secret_headers: &[String],
 ) -> BTreeMap<String, String> {
     headers
         .into_iter()
         .map(|(name, value)| {
-            let lower = name.to_ascii_lowercase();
-            let secret = secret_headers
-                .iter()
-                .any(|s| s.eq_ignore_ascii_case(&lower));
-            let value = if secret {
-                "<redacted>".to_owned()
+            if secret_headers.iter().any(|s| s.eq_ignore_ascii_case(&name)) {
+                (name, "<redacted>".to_owned())
             } else {
-                value.to_owned()
-            };
-            (name.to_owned(), value)
+                (name, value)
+            }
         })
         .collect()
 }
@@ -160,7 +163,8 @@ mod tests {
     #[test]
     fn secret_headers_are_redacted() {
         let h = redact_headers(
-            [("Webhook-Signature", "v1,abc"), ("X-Tenant", "t")],
+            [("Webhook-Signature", "v1,abc"), ("X-Tenant", "t")]
+                .map(|(k, v)| (k.to_owned(), v.to_owned())),
             &["webhook-signature".to_owned()],
         );
         assert_eq!(h["Webhook-Signature"], "<redacted>");

@@ -52,20 +52,21 @@ pub(crate) async fn run(core: &Arc<Core>, job: Job) -> bool {
         tracing::debug!(delivery_id = %job.delivery.id, "lease too close to its end; leaving the delivery to be claimed again");
         return false;
     }
-    let (attempt, outcome) = try_once(core, &entry, &job, AttemptTrigger::Scheduled).await;
-    let succeeded = outcome.succeeded();
-    let record = decide(core, &entry, &job, attempt, &outcome);
+    let (attempt, retry_after) = try_once(core, &entry, &job, AttemptTrigger::Scheduled).await;
+    let succeeded = attempt.succeeded;
+    let record = decide(core, &entry, &job, attempt, retry_after);
     core.record(record).await;
     succeeded
 }
 
-/// Sends one attempt and builds its record (not yet decided).
+/// Sends one attempt and builds its record (not yet decided), with the `Retry-After` the
+/// receiver asked for, if it did.
 pub(crate) async fn try_once(
     core: &Core,
     entry: &WebhookEntry,
     job: &Job,
     trigger: AttemptTrigger,
-) -> (Attempt, Outcome) {
+) -> (Attempt, Option<std::time::Duration>) {
     let webhook = &entry.webhook;
     let number = job.delivery.attempts + 1;
     let started_at = time::now();
@@ -86,7 +87,7 @@ pub(crate) async fn try_once(
             account_secret: core.config.account_secret.as_ref(),
         },
     );
-    let (request, outcome) = match prepared {
+    let (request, mut outcome) = match prepared {
         Ok(prepared) => {
             let outcome = core
                 .sender
@@ -95,7 +96,7 @@ pub(crate) async fn try_once(
             let request = SentRequest {
                 method: webhook.method.as_str().to_owned(),
                 url: prepared.url.to_string(),
-                headers: prepared.redacted_headers(),
+                headers: prepared.into_redacted_headers(),
             };
             (request, outcome)
         }
@@ -138,11 +139,12 @@ pub(crate) async fn try_once(
         started_at,
         duration_ms: u64::try_from(outcome.duration.as_millis()).unwrap_or(u64::MAX),
         request,
-        response: outcome.response.clone(),
+        // Moved, not copied: the outcome's caller reads the status from the attempt.
+        response: outcome.response.take(),
         error: outcome.error.clone(),
         succeeded,
     };
-    (attempt, outcome)
+    (attempt, outcome.retry_after)
 }
 
 /// What follows a scheduled attempt.
@@ -151,7 +153,7 @@ pub(crate) fn decide(
     entry: &WebhookEntry,
     job: &Job,
     attempt: Attempt,
-    outcome: &Outcome,
+    retry_after: Option<std::time::Duration>,
 ) -> AttemptRecord {
     let policy = &entry.policy;
     let rule = OutOfOrderRule {
@@ -171,14 +173,14 @@ pub(crate) fn decide(
     if base.attempt.succeeded {
         return base;
     }
-    if outcome.status() == Some(410) {
+    if base.attempt.status() == Some(410) {
         return AttemptRecord {
             delivery_status: DeliveryStatus::Failed,
             webhook_change: Some(gone(&core.config.node_id)),
             ..base
         };
     }
-    let retry_after = outcome.retry_after.map(|d| {
+    let retry_after = retry_after.map(|d| {
         d.clamp(
             std::time::Duration::from_secs(1),
             core.config.max_retry_after,

@@ -431,7 +431,7 @@ impl Engine {
             event: Arc::new(event),
             lease_until: lease.until,
         };
-        let (attempt, outcome) = crate::attempt::try_once(core, &entry, &job, trigger).await;
+        let (attempt, _) = crate::attempt::try_once(core, &entry, &job, trigger).await;
         let webhook_change = if attempt.succeeded {
             match trigger {
                 AttemptTrigger::Validation => Some(StatusChange {
@@ -446,7 +446,7 @@ impl Engine {
                 }),
                 AttemptTrigger::Scheduled => None,
             }
-        } else if outcome.status() == Some(410) {
+        } else if attempt.status() == Some(410) {
             Some(crate::attempt::gone(&core.config.node_id))
         } else {
             None

@@ -27,12 +27,9 @@ pub struct Prepared {
 }
 
 impl Prepared {
-    /// The headers as stored with the attempt: secrets redacted.
-    pub fn redacted_headers(&self) -> std::collections::BTreeMap<String, String> {
-        redact_headers(
-            self.headers.iter().map(|(k, v)| (k.as_str(), v.as_str())),
-            &self.secret_headers,
-        )
+    /// The headers as stored with the attempt, once sent: secrets redacted.
+    pub fn into_redacted_headers(self) -> std::collections::BTreeMap<String, String> {
+        redact_headers(self.headers, &self.secret_headers)
     }
 }
 

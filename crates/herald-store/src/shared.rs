@@ -36,6 +36,20 @@ use crate::{
 };
 
 
+/// Rows per multi-row statement of the group commit; a power of two (see [`padded`]).
+const PADDED_CHUNK: usize = 256;
+
+/// A chunk's rows padded with `None` up to the next power of two. The statements bind NULLs
+/// for a `None` row, which their WHERE clause drops (a NULL id matches nothing); so nine
+/// statement texts serve every batch size, each parsed once and kept prepared, where a text
+/// per row count was parsed afresh for every batch.
+fn padded<T>(rows: &[T]) -> impl Iterator<Item = Option<&T>> {
+    let len = rows.len().next_power_of_two();
+    rows.iter()
+        .map(Some)
+        .chain(std::iter::repeat_n(None, len - rows.len()))
+}
+
 fn page_of<R, T>(rows: Vec<R>, page: &PageRequest, position: impl Fn(&T) -> Cursor) -> StoreResult<Page<T>>
 where
     T: TryFrom<R, Error = StoreError>,
@@ -703,81 +717,85 @@ impl Store for ThisStore {
         }
         // A webhook deleted since its deliveries were matched takes them with it (WHERE EXISTS),
         // rather than failing the batch. Bounded chunks keep each statement under SQLite's
-        // bind-parameter limit.
-        for chunk in new_deliveries.chunks(400) {
+        // bind-parameter limit; padded ones (see `padded`) are parsed once and kept prepared.
+        for chunk in new_deliveries.chunks(PADDED_CHUNK) {
             let mut insert = sqlx::QueryBuilder::<Db>::new(
                 "INSERT INTO deliveries (id, project_id, event_id, webhook_id, status, attempts, \
                  next_attempt_at, created_at, updated_at, lease_owner, lease_expires_at) \
                  SELECT v.column1, v.column2, v.column3, v.column4, v.column5, v.column6, v.column7, \
                  v.column8, v.column9, v.column10, v.column11 FROM (",
             );
-            insert.push_values(chunk, |mut row, (d, lease)| {
-                row.push_bind(d.id.as_str())
-                    .push_bind(d.project_id.as_str())
-                    .push_bind(d.event_id.as_str())
-                    .push_bind(d.webhook_id.as_str())
-                    .push_bind(d.status.as_str())
-                    .push_bind(i64::from(d.attempts))
-                    .push_bind(d.next_attempt_at.as_ref().map(ms))
-                    .push_bind(ms(&d.created_at))
-                    .push_bind(ms(&d.updated_at))
-                    .push_bind(lease.as_ref().map(|l| l.owner.as_str()))
-                    .push_bind(lease.as_ref().map(|l| ms(&l.until)));
+            insert.push_values(padded(chunk), |mut row, pair| {
+                let d = pair.map(|(d, _)| d);
+                let lease = pair.and_then(|(_, lease)| lease.as_ref());
+                row.push_bind(d.map(|d| d.id.as_str()))
+                    .push_bind(d.map(|d| d.project_id.as_str()))
+                    .push_bind(d.map(|d| d.event_id.as_str()))
+                    .push_bind(d.map(|d| d.webhook_id.as_str()))
+                    .push_bind(d.map(|d| d.status.as_str()))
+                    .push_bind(d.map(|d| i64::from(d.attempts)))
+                    .push_bind(d.and_then(|d| d.next_attempt_at.as_ref().map(ms)))
+                    .push_bind(d.map(|d| ms(&d.created_at)))
+                    .push_bind(d.map(|d| ms(&d.updated_at)))
+                    .push_bind(lease.map(|l| l.owner.as_str()))
+                    .push_bind(lease.map(|l| ms(&l.until)));
             });
             insert.push(") AS v WHERE EXISTS (SELECT 1 FROM webhooks w WHERE w.id = v.column4)");
-            insert.build().persistent(false).execute(&mut *tx).await?;
+            insert.build().execute(&mut *tx).await?;
         }
         // Likewise an attempt whose delivery was deleted while it was being sent is dropped.
-        for chunk in records.chunks(500) {
+        for chunk in records.chunks(PADDED_CHUNK) {
             let mut insert = sqlx::QueryBuilder::<Db>::new(concat!(
                 "INSERT INTO attempts (", attempt_columns!(), ") SELECT v.column1, v.column2, v.column3, \
                  v.column4, v.column5, v.column6, v.column7, v.column8, v.column9, v.column10, v.column11, \
                  v.column12, v.column13 FROM ("
             ));
-            insert.push_values(chunk, |mut row, r| {
-                let a = &r.attempt;
-                row.push_bind(a.id.as_str())
-                    .push_bind(a.delivery_id.as_str())
-                    .push_bind(a.webhook_id.as_str())
-                    .push_bind(a.project_id.as_str())
-                    .push_bind(i64::from(a.number))
-                    .push_bind(a.trigger.as_str())
-                    .push_bind(ms(&a.started_at))
-                    .push_bind(i64::try_from(a.duration_ms).unwrap_or(i64::MAX))
-                    .push_bind(to_json(&a.request))
-                    .push_bind(a.response.as_ref().map(to_json))
-                    .push_bind(a.error.as_ref().map(|e| e.kind.as_str()))
-                    .push_bind(a.error.as_ref().map(|e| e.message.clone()))
-                    .push_bind(a.succeeded);
+            insert.push_values(padded(chunk), |mut row, r| {
+                let a = r.map(|r| &r.attempt);
+                let error = a.and_then(|a| a.error.as_ref());
+                row.push_bind(a.map(|a| a.id.as_str()))
+                    .push_bind(a.map(|a| a.delivery_id.as_str()))
+                    .push_bind(a.map(|a| a.webhook_id.as_str()))
+                    .push_bind(a.map(|a| a.project_id.as_str()))
+                    .push_bind(a.map(|a| i64::from(a.number)))
+                    .push_bind(a.map(|a| a.trigger.as_str()))
+                    .push_bind(a.map(|a| ms(&a.started_at)))
+                    .push_bind(a.map(|a| i64::try_from(a.duration_ms).unwrap_or(i64::MAX)))
+                    .push_bind(a.map(|a| to_json(&a.request)))
+                    .push_bind(a.and_then(|a| a.response.as_ref().map(to_json)))
+                    .push_bind(error.map(|e| e.kind.as_str()))
+                    .push_bind(error.map(|e| e.message.clone()))
+                    .push_bind(a.map(|a| a.succeeded));
             });
             insert.push(") AS v WHERE EXISTS (SELECT 1 FROM deliveries d WHERE d.id = v.column2)");
-            insert.build().persistent(false).execute(&mut *tx).await?;
+            insert.build().execute(&mut *tx).await?;
         }
         // Rows in delivery id order, for the same lock-order reason as the statistics below.
         let mut by_delivery: Vec<&AttemptRecord> = records.iter().collect();
         by_delivery.sort_by(|a, b| a.attempt.delivery_id.cmp(&b.attempt.delivery_id));
-        for chunk in by_delivery.chunks(500) {
+        for chunk in by_delivery.chunks(PADDED_CHUNK) {
             let mut update = sqlx::QueryBuilder::<Db>::new(
                 "UPDATE deliveries SET status = v.column2, \
                  attempts = CASE WHEN deliveries.attempts < v.column3 THEN v.column3 ELSE deliveries.attempts END, \
                  next_attempt_at = v.column4, last_attempt_at = v.column5, updated_at = v.column5, \
                  lease_owner = NULL, lease_expires_at = NULL FROM (",
             );
-            update.push_values(chunk, |mut row, r| {
-                let finished = ms(&r.attempt.started_at) + i64::try_from(r.attempt.duration_ms).unwrap_or(0);
-                row.push_bind(r.attempt.delivery_id.as_str())
-                    .push_bind(r.delivery_status.as_str())
-                    .push_bind(i64::from(r.attempt.number))
-                    .push_bind(r.next_attempt_at.as_ref().map(ms))
+            update.push_values(padded(chunk), |mut row, r| {
+                let r = r.copied();
+                let finished = r.map(|r| ms(&r.attempt.started_at) + i64::try_from(r.attempt.duration_ms).unwrap_or(0));
+                row.push_bind(r.map(|r| r.attempt.delivery_id.as_str()))
+                    .push_bind(r.map(|r| r.delivery_status.as_str()))
+                    .push_bind(r.map(|r| i64::from(r.attempt.number)))
+                    .push_bind(r.and_then(|r| r.next_attempt_at.as_ref().map(ms)))
                     .push_bind(finished)
-                    .push_bind(r.lease_owner.as_str());
+                    .push_bind(r.map(|r| r.lease_owner.as_str()));
             });
             update.push(
                 ") AS v WHERE deliveries.id = v.column1 \
                  AND deliveries.status IN ('pending', 'retrying') \
                  AND (deliveries.lease_owner IS NULL OR deliveries.lease_owner = v.column6)",
             );
-            update.build().persistent(false).execute(&mut *tx).await?;
+            update.build().execute(&mut *tx).await?;
         }
         for r in records {
             let Some(change) = &r.webhook_change else { continue };
