@@ -208,13 +208,23 @@ impl Client {
                 every.tick().await;
                 let Some(inner) = inner.upgrade() else { return };
                 let now = Instant::now();
-                let mut pool = inner.pool.lock().unwrap_or_else(|e| e.into_inner());
-                pool.retain(|_, idle| {
+                // Taken out and probed outside the lock; the living go back in front of any
+                // checked in meanwhile (they are older).
+                let mut swept =
+                    std::mem::take(&mut *inner.pool.lock().unwrap_or_else(|e| e.into_inner()));
+                swept.retain(|_, idle| {
                     idle.retain_mut(|i| {
                         now.duration_since(i.since) < inner.idle_timeout && i.conn.still_open()
                     });
                     !idle.is_empty()
                 });
+                let mut pool = inner.pool.lock().unwrap_or_else(|e| e.into_inner());
+                for (origin, mut living) in swept {
+                    let idle = pool.entry(origin).or_default();
+                    living.extend(idle.drain(..));
+                    living.truncate(inner.max_idle_per_origin.max(1));
+                    *idle = living;
+                }
             }
         });
     }
@@ -250,12 +260,17 @@ impl Client {
         let (parts, mut body) = response.into_parts();
         let mut bytes = Vec::new();
         let mut truncated = false;
+        // Read to its end: `None` from the body, never an error (a body cut short is one).
+        let mut complete = false;
         loop {
             let frame = std::future::poll_fn(|cx| {
                 conn.poll_with(cx, |_, cx| Pin::new(&mut body).poll_frame(cx))
             })
             .await;
-            let Some(frame) = frame else { break };
+            let Some(frame) = frame else {
+                complete = true;
+                break;
+            };
             let Ok(data) = frame?.into_data() else {
                 continue;
             };
@@ -267,8 +282,9 @@ impl Client {
             }
             bytes.extend_from_slice(&data);
         }
-        // A body left unread makes the connection useless for the next request.
-        if !truncated && body.is_end_stream() {
+        // A body left unread makes the connection useless for the next request. (Not
+        // `is_end_stream`: a chunked body never says so, even once read.)
+        if complete && !truncated {
             self.checkin(origin, conn);
         }
         Ok(Received {
@@ -280,15 +296,17 @@ impl Client {
     }
 
     fn checkout(&self, origin: &Origin) -> Option<Conn> {
-        let mut pool = self.inner.pool.lock().unwrap_or_else(|e| e.into_inner());
-        let idle = pool.get_mut(origin)?;
-        // The most recently used first: it is the least likely to have been closed.
-        while let Some(mut candidate) = idle.pop_back() {
+        loop {
+            // The most recently used first: it is the least likely to have been closed. Probed
+            // outside the lock (a read, perhaps a close), which every send takes.
+            let mut candidate = {
+                let mut pool = self.inner.pool.lock().unwrap_or_else(|e| e.into_inner());
+                pool.get_mut(origin)?.pop_back()?
+            };
             if candidate.since.elapsed() < self.inner.idle_timeout && candidate.conn.still_open() {
                 return Some(candidate.conn);
             }
         }
-        None
     }
 
     /// Returns a connection whose last response was read to its end, if it can take another.
@@ -311,16 +329,19 @@ impl Client {
     async fn connect(&self, origin: &Origin) -> Result<Conn, ClientError> {
         let inner = &self.inner;
         let addresses = resolve(&inner.policy, origin).await?;
-        let tcp = tokio::time::timeout(inner.connect_timeout, connect_any(&addresses))
-            .await
-            .map_err(|_| ClientError::ConnectTimeout {
-                host: origin.host.clone(),
-                after: inner.connect_timeout,
-            })?
-            .map_err(|source| ClientError::Connect {
-                host: origin.host.clone(),
-                source,
-            })?;
+        let tcp = tokio::time::timeout(
+            inner.connect_timeout,
+            connect_any(&addresses, inner.connect_timeout),
+        )
+        .await
+        .map_err(|_| ClientError::ConnectTimeout {
+            host: origin.host.clone(),
+            after: inner.connect_timeout,
+        })?
+        .map_err(|source| ClientError::Connect {
+            host: origin.host.clone(),
+            source,
+        })?;
         let _ = tcp.set_nodelay(true);
         let stream = if origin.https {
             let name = rustls::pki_types::ServerName::try_from(
@@ -423,7 +444,13 @@ fn build(
     }
     .map_err(|e| ClientError::Request(e.to_string()))?;
     headers.insert(hyper::header::HOST, host);
-    if !url.username().is_empty() || url.password().is_some() {
+    // URL credentials as basic auth, unless the request carries its own `authorization` (a
+    // JWT scheme's bearer token, a custom header): one is sent, never both.
+    let has_authorization = request
+        .headers
+        .iter()
+        .any(|(name, _)| name.eq_ignore_ascii_case("authorization"));
+    if !has_authorization && (!url.username().is_empty() || url.password().is_some()) {
         let decode = |s: &str| {
             percent_encoding::percent_decode_str(s)
                 .decode_utf8_lossy()
@@ -492,13 +519,21 @@ async fn resolve(
     }
 }
 
-/// Connects to the first address that answers.
-async fn connect_any(addresses: &[SocketAddr]) -> std::io::Result<TcpStream> {
+/// Connects to the first address that answers, giving each its share of `budget`, so one
+/// that silently drops packets (an unreachable IPv6 address, say) leaves time for the rest.
+async fn connect_any(addresses: &[SocketAddr], budget: Duration) -> std::io::Result<TcpStream> {
+    let share = budget / u32::try_from(addresses.len().max(1)).unwrap_or(u32::MAX);
     let mut last = None;
     for address in addresses {
-        match TcpStream::connect(address).await {
-            Ok(stream) => return Ok(stream),
-            Err(e) => last = Some(e),
+        match tokio::time::timeout(share, TcpStream::connect(address)).await {
+            Ok(Ok(stream)) => return Ok(stream),
+            Ok(Err(e)) => last = Some(e),
+            Err(_) => {
+                last = Some(std::io::Error::new(
+                    std::io::ErrorKind::TimedOut,
+                    format!("{address} did not answer within {} ms", share.as_millis()),
+                ));
+            }
         }
     }
     Err(last.unwrap_or_else(|| std::io::Error::new(std::io::ErrorKind::NotFound, "no addresses")))

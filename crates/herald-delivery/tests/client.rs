@@ -208,11 +208,15 @@ async fn chunked_bodies_are_read_and_long_bodies_cut_at_the_cap() {
     )
     .await;
     let client = client();
-    let received = post(&client, &chunked.url("/")).await.unwrap();
-    assert_eq!(received.status, 500);
-    assert_eq!(received.body, b"hello world");
-    assert_eq!(received.headers["transfer-encoding"], "chunked");
-    assert!(!received.truncated);
+    for _ in 0..2 {
+        let received = post(&client, &chunked.url("/")).await.unwrap();
+        assert_eq!(received.status, 500);
+        assert_eq!(received.body, b"hello world");
+        assert_eq!(received.headers["transfer-encoding"], "chunked");
+        assert!(!received.truncated);
+    }
+    // Read to its end, a chunked body leaves its connection reusable.
+    assert_eq!(chunked.connections(), 1);
 
     // 100 bytes against a cap of 64: cut, and the connection (its body unread) not reused.
     static LONG: &[u8] = concat!(
@@ -246,6 +250,31 @@ async fn credentials_in_the_url_are_sent_as_basic_auth() {
     // base64("us@er:p:ss")
     assert!(
         request.contains("authorization: Basic dXNAZXI6cDpzcw==\r\n"),
+        "{request}"
+    );
+
+    // A request with its own authorization (a JWT scheme's token) sends that one alone.
+    let headers = vec![("authorization".to_owned(), "Bearer t0k3n".to_owned())];
+    client()
+        .exchange(
+            Outgoing {
+                method: hyper::Method::GET,
+                url: &url,
+                headers: &headers,
+                body: None,
+            },
+            64,
+        )
+        .await
+        .unwrap();
+    let request = &server.requests()[1];
+    assert!(
+        request.starts_with("GET /hook?x=1 HTTP/1.1\r\n"),
+        "{request}"
+    );
+    assert_eq!(request.matches("authorization:").count(), 1, "{request}");
+    assert!(
+        request.contains("authorization: Bearer t0k3n\r\n"),
         "{request}"
     );
 }
