@@ -15,7 +15,7 @@ use std::time::Instant;
 
 use anyhow::Context;
 use herald_core::attempt::{Attempt, AttemptTrigger, ReceivedResponse, SentRequest};
-use herald_core::delivery::{Delivery, DeliveryStatus};
+use herald_core::delivery::Delivery;
 use herald_core::event::{Actor, Event, EventId};
 use herald_core::event_type::{EventType, EventTypeName};
 use herald_core::filter::EventFilter;
@@ -251,16 +251,7 @@ fn delivered_event(
         error: None,
         succeeded: true,
     };
-    let record = AttemptRecord {
-        lease_owner: NODE.into(),
-        event_id: event.id.clone(),
-        delivery_status: DeliveryStatus::Succeeded,
-        next_attempt_at: None,
-        webhook_change: None,
-        delivery_exhausted: false,
-        out_of_order: None,
-        attempt,
-    };
+    let record = AttemptRecord::settling(attempt, NODE.into(), event.id.clone());
     let publish = NewPublish {
         event,
         deliveries: vec![(

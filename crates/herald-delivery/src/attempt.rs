@@ -160,16 +160,7 @@ pub(crate) fn decide(
         after_failed_deliveries: policy.out_of_order_after_failures,
         after_hours: policy.out_of_order_after_hours,
     };
-    let base = AttemptRecord {
-        lease_owner: core.config.node_id.clone(),
-        event_id: job.event.id.clone(),
-        delivery_status: DeliveryStatus::Succeeded,
-        next_attempt_at: None,
-        webhook_change: None,
-        delivery_exhausted: false,
-        out_of_order: None,
-        attempt,
-    };
+    let base = AttemptRecord::settling(attempt, core.config.node_id.clone(), job.event.id.clone());
     if base.attempt.succeeded {
         return base;
     }

@@ -34,7 +34,7 @@ use tokio_rustls::TlsConnector;
 use tokio_rustls::client::TlsStream;
 use tokio_util::either::Either;
 
-use crate::guard::{DestinationPolicy, DnsFailure, Refused};
+use crate::guard::{DestinationPolicy, DnsFailure, Refused, check_literal};
 
 type Stream = Either<TcpStream, TlsStream<TcpStream>>;
 type Driver = http1::Connection<TokioIo<Stream>, Full<Bytes>>;
@@ -42,11 +42,12 @@ type Driver = http1::Connection<TokioIo<Stream>, Full<Bytes>>;
 /// Why an exchange failed.
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
-    #[error("{0}")]
+    // Display names only this error, not its causes: `send` adds the chain once.
+    #[error(transparent)]
     Refused(#[from] Refused),
-    #[error("{0}")]
+    #[error(transparent)]
     Dns(#[from] DnsFailure),
-    #[error("could not connect to {host}: {source}")]
+    #[error("could not connect to {host}")]
     Connect {
         host: String,
         #[source]
@@ -54,7 +55,7 @@ pub enum ClientError {
     },
     #[error("could not connect to {host} within {} ms", .after.as_millis())]
     ConnectTimeout { host: String, after: Duration },
-    #[error("TLS handshake with {host} failed: {source}")]
+    #[error("TLS handshake with {host} failed")]
     Tls {
         host: String,
         #[source]
@@ -62,7 +63,7 @@ pub enum ClientError {
     },
     #[error("the request could not be built: {0}")]
     Request(String),
-    #[error("{0}")]
+    #[error(transparent)]
     Http(#[from] hyper::Error),
 }
 
@@ -115,7 +116,7 @@ impl std::fmt::Debug for Inner {
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 struct Origin {
     https: bool,
-    host: String,
+    host: url::Host<String>,
     port: u16,
 }
 
@@ -236,7 +237,7 @@ impl Client {
         cap: usize,
     ) -> Result<Received, ClientError> {
         let origin = Origin::of(request.url)?;
-        let built = build(&request, &origin)?;
+        let built = build(&request)?;
         let (mut conn, reused) = match self.checkout(&origin) {
             Some(conn) => (conn, true),
             None => (self.connect(&origin).await?, false),
@@ -335,20 +336,22 @@ impl Client {
         )
         .await
         .map_err(|_| ClientError::ConnectTimeout {
-            host: origin.host.clone(),
+            host: origin.host.to_string(),
             after: inner.connect_timeout,
         })?
         .map_err(|source| ClientError::Connect {
-            host: origin.host.clone(),
+            host: origin.host.to_string(),
             source,
         })?;
         let _ = tcp.set_nodelay(true);
         let stream = if origin.https {
-            let name = rustls::pki_types::ServerName::try_from(
-                origin.host.trim_start_matches('[').trim_end_matches(']'),
-            )
-            .map_err(|e| ClientError::Request(e.to_string()))?
-            .to_owned();
+            use rustls::pki_types::ServerName;
+            let name = match &origin.host {
+                url::Host::Domain(name) => ServerName::try_from(name.clone())
+                    .map_err(|e| ClientError::Request(e.to_string()))?,
+                url::Host::Ipv4(ip) => ServerName::IpAddress(IpAddr::V4(*ip).into()),
+                url::Host::Ipv6(ip) => ServerName::IpAddress(IpAddr::V6(*ip).into()),
+            };
             let tls = tokio::time::timeout(inner.connect_timeout, inner.tls.connect(name, tcp))
                 .await
                 .unwrap_or_else(|_| {
@@ -361,7 +364,7 @@ impl Client {
                     ))
                 })
                 .map_err(|source| ClientError::Tls {
-                    host: origin.host.clone(),
+                    host: origin.host.to_string(),
                     source,
                 })?;
             Either::Right(tls)
@@ -408,7 +411,7 @@ impl Origin {
             other => return Err(ClientError::Request(format!("unsupported scheme {other}"))),
         };
         let host = url
-            .host_str()
+            .host()
             .ok_or_else(|| ClientError::Request("the URL has no host".into()))?
             .to_owned();
         let port = url
@@ -416,18 +419,11 @@ impl Origin {
             .unwrap_or(if https { 443 } else { 80 });
         Ok(Self { https, host, port })
     }
-
-    fn is_default_port(&self) -> bool {
-        self.port == if self.https { 443 } else { 80 }
-    }
 }
 
 /// The request as hyper takes it: origin-form target, `Host`, basic auth from the URL's
 /// credentials, then the prepared headers.
-fn build(
-    request: &Outgoing<'_>,
-    origin: &Origin,
-) -> Result<hyper::Request<Full<Bytes>>, ClientError> {
+fn build(request: &Outgoing<'_>) -> Result<hyper::Request<Full<Bytes>>, ClientError> {
     let url = request.url;
     let target = &url[url::Position::BeforePath..url::Position::AfterQuery];
     let mut built = hyper::Request::builder()
@@ -437,12 +433,9 @@ fn build(
         .map_err(|e| ClientError::Request(e.to_string()))?;
     let headers = built.headers_mut();
     headers.reserve(request.headers.len() + 2);
-    let host = if origin.is_default_port() {
-        HeaderValue::from_str(&origin.host)
-    } else {
-        HeaderValue::from_str(&format!("{}:{}", origin.host, origin.port))
-    }
-    .map_err(|e| ClientError::Request(e.to_string()))?;
+    // As the URL has it: the port only when it is not the scheme's default.
+    let host = HeaderValue::from_str(&url[url::Position::BeforeHost..url::Position::AfterPort])
+        .map_err(|e| ClientError::Request(e.to_string()))?;
     headers.insert(hyper::header::HOST, host);
     // URL credentials as basic auth, unless the request carries its own `authorization` (a
     // JWT scheme's bearer token, a custom header): one is sent, never both.
@@ -479,21 +472,26 @@ fn build(
     Ok(built)
 }
 
-/// The addresses `origin` resolves to that the policy allows; an IP literal as it is (the
-/// sender checked it already).
+/// The addresses `origin` goes to that the policy allows: an IP literal (in whatever form the
+/// URL spelled it; the URL parser normalised it), or what a name resolves to.
 async fn resolve(
     policy: &DestinationPolicy,
     origin: &Origin,
 ) -> Result<Vec<SocketAddr>, ClientError> {
-    let literal = origin.host.trim_start_matches('[').trim_end_matches(']');
-    if let Ok(ip) = literal.parse::<IpAddr>() {
-        policy.check(ip)?;
-        return Ok(vec![SocketAddr::new(ip, origin.port)]);
-    }
-    let resolved: Vec<SocketAddr> = tokio::net::lookup_host((origin.host.as_str(), origin.port))
+    let name = match &origin.host {
+        url::Host::Domain(name) => name,
+        literal => {
+            let ip = check_literal(policy, literal)?;
+            return Ok(ip
+                .map(|ip| SocketAddr::new(ip, origin.port))
+                .into_iter()
+                .collect());
+        }
+    };
+    let resolved: Vec<SocketAddr> = tokio::net::lookup_host((name.as_str(), origin.port))
         .await
         .map_err(|source| DnsFailure {
-            name: origin.host.clone(),
+            name: name.clone(),
             source,
         })?
         .collect();
@@ -511,7 +509,7 @@ async fn resolve(
     match (allowed.is_empty(), refused) {
         (true, Some(r)) => Err(r.into()),
         (true, None) => Err(DnsFailure {
-            name: origin.host.clone(),
+            name: name.clone(),
             source: std::io::Error::new(std::io::ErrorKind::NotFound, "no addresses"),
         }
         .into()),

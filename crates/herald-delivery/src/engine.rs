@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use herald_core::attempt::{Attempt, AttemptTrigger};
-use herald_core::delivery::{Delivery, DeliveryStatus};
+use herald_core::delivery::Delivery;
 use herald_core::event::{Event, EventId};
 use herald_core::event_type::{EventType, EventTypeName};
 use herald_core::id::{DeliveryId, ProjectId, WebhookId};
@@ -452,18 +452,12 @@ impl Engine {
             None
         };
         let record = AttemptRecord {
-            lease_owner: core.config.node_id.clone(),
-            event_id: job.event.id.clone(),
-            delivery_status: if attempt.succeeded {
-                DeliveryStatus::Succeeded
-            } else {
-                DeliveryStatus::Failed
-            },
-            next_attempt_at: None,
             webhook_change,
-            delivery_exhausted: false,
-            out_of_order: None,
-            attempt: attempt.clone(),
+            ..AttemptRecord::settling(
+                attempt.clone(),
+                core.config.node_id.clone(),
+                job.event.id.clone(),
+            )
         };
         let (reply, answer) = oneshot::channel();
         core.writes

@@ -118,13 +118,18 @@ fn embedded_v4(ip: Ipv6Addr) -> Option<Ipv4Addr> {
     }
 }
 
-/// Checks a URL whose host is an IP literal (the resolver never sees those).
-pub fn check_url(policy: &DestinationPolicy, url: &url::Url) -> Result<(), Refused> {
-    match url.host() {
-        Some(url::Host::Ipv4(ip)) => policy.check(IpAddr::V4(ip)),
-        Some(url::Host::Ipv6(ip)) => policy.check(IpAddr::V6(ip)),
-        _ => Ok(()),
-    }
+/// A host that is an IP literal: its address, if the policy allows it. `None` for a name,
+/// which is judged by the addresses it resolves to.
+pub fn check_literal<S>(
+    policy: &DestinationPolicy,
+    host: &url::Host<S>,
+) -> Result<Option<IpAddr>, Refused> {
+    let ip = match host {
+        url::Host::Ipv4(ip) => IpAddr::V4(*ip),
+        url::Host::Ipv6(ip) => IpAddr::V6(*ip),
+        url::Host::Domain(_) => return Ok(None),
+    };
+    policy.check(ip).map(|()| Some(ip))
 }
 
 #[cfg(test)]
@@ -132,11 +137,8 @@ mod tests {
     use super::*;
 
     fn refused(url: &str) -> bool {
-        check_url(
-            &DestinationPolicy::default(),
-            &url::Url::parse(url).unwrap(),
-        )
-        .is_err()
+        let url = url::Url::parse(url).unwrap();
+        check_literal(&DestinationPolicy::default(), &url.host().unwrap()).is_err()
     }
 
     #[test]

@@ -189,6 +189,27 @@ pub struct AttemptRecord {
     pub out_of_order: Option<OutOfOrderRule>,
 }
 
+impl AttemptRecord {
+    /// The record of an attempt that settles its delivery: succeeded if the attempt did,
+    /// failed if not; no retry, no change to the webhook. Callers set what else follows.
+    pub fn settling(attempt: Attempt, lease_owner: String, event_id: EventId) -> Self {
+        Self {
+            delivery_status: if attempt.succeeded {
+                DeliveryStatus::Succeeded
+            } else {
+                DeliveryStatus::Failed
+            },
+            attempt,
+            lease_owner,
+            event_id,
+            next_attempt_at: None,
+            webhook_change: None,
+            delivery_exhausted: false,
+            out_of_order: None,
+        }
+    }
+}
+
 /// What a group commit did.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Committed {
