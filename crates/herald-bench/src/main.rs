@@ -631,7 +631,7 @@ async fn raw(hook: &str, sink: &Sink, args: &Args) -> anyhow::Result<Value> {
     let policy = herald_delivery::guard::DestinationPolicy {
         allowed: vec!["127.0.0.0/8".parse()?],
     };
-    let client = herald_delivery::client::Client::new(Arc::new(policy), 1024)?;
+    let client = herald_delivery::client::Client::new(Arc::new(policy), 1024, 1024)?;
     let hook = url::Url::parse(hook)?;
     let next = Arc::new(AtomicU64::new(0));
     let started = Instant::now();

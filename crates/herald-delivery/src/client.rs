@@ -95,8 +95,11 @@ pub struct Client {
 struct Inner {
     policy: Arc<DestinationPolicy>,
     tls: TlsConnector,
-    pool: Mutex<HashMap<Origin, VecDeque<Idle>>>,
+    pool: Mutex<Pool>,
     max_idle_per_origin: usize,
+    /// Across all origins: a Herald sending to many hosts keeps at most this many sockets
+    /// open between requests, whatever each host's share.
+    max_idle_total: usize,
     idle_timeout: Duration,
     connect_timeout: Duration,
 }
@@ -106,6 +109,7 @@ impl std::fmt::Debug for Inner {
         f.debug_struct("Client")
             .field("policy", &self.policy)
             .field("max_idle_per_origin", &self.max_idle_per_origin)
+            .field("max_idle_total", &self.max_idle_total)
             .field("idle_timeout", &self.idle_timeout)
             .field("connect_timeout", &self.connect_timeout)
             .finish_non_exhaustive()
@@ -118,6 +122,39 @@ struct Origin {
     https: bool,
     host: url::Host<String>,
     port: u16,
+}
+
+/// Idle connections by origin, most recently used last, and how many there are in all.
+#[derive(Default)]
+struct Pool {
+    by_origin: HashMap<Origin, VecDeque<Idle>>,
+    total: usize,
+}
+
+impl Pool {
+    /// Takes out the connections idle longest until at most `cap` are left; the caller closes
+    /// them once the lock is released.
+    fn evict_beyond(&mut self, cap: usize) -> Vec<Idle> {
+        let mut evicted = Vec::new();
+        while self.total > cap {
+            let oldest = self
+                .by_origin
+                .iter()
+                .filter_map(|(origin, idle)| Some((idle.front()?.since, origin)))
+                .min_by_key(|(since, _)| *since)
+                .map(|(_, origin)| origin.clone());
+            let Some(origin) = oldest else { break };
+            let idle = self.by_origin.get_mut(&origin);
+            if let Some(conn) = idle.and_then(VecDeque::pop_front) {
+                evicted.push(conn);
+                self.total -= 1;
+            }
+            if self.by_origin.get(&origin).is_some_and(VecDeque::is_empty) {
+                self.by_origin.remove(&origin);
+            }
+        }
+        evicted
+    }
 }
 
 /// A keep-alive connection between two requests.
@@ -167,9 +204,12 @@ impl Conn {
 }
 
 impl Client {
+    /// A client that keeps up to `max_idle_per_origin` idle connections to each origin and
+    /// `max_idle_total` in all (the ones idle longest are closed first).
     pub fn new(
         policy: Arc<DestinationPolicy>,
         max_idle_per_origin: usize,
+        max_idle_total: usize,
     ) -> Result<Self, rustls::Error> {
         let roots = rustls::RootCertStore {
             roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
@@ -185,8 +225,9 @@ impl Client {
             inner: Arc::new(Inner {
                 policy,
                 tls: TlsConnector::from(Arc::new(tls)),
-                pool: Mutex::new(HashMap::new()),
+                pool: Mutex::new(Pool::default()),
                 max_idle_per_origin,
+                max_idle_total,
                 idle_timeout: Duration::from_secs(90),
                 connect_timeout: Duration::from_secs(10),
             }),
@@ -212,20 +253,26 @@ impl Client {
                 // Taken out and probed outside the lock; the living go back in front of any
                 // checked in meanwhile (they are older).
                 let mut swept =
-                    std::mem::take(&mut *inner.pool.lock().unwrap_or_else(|e| e.into_inner()));
+                    std::mem::take(&mut *inner.pool.lock().unwrap_or_else(|e| e.into_inner()))
+                        .by_origin;
                 swept.retain(|_, idle| {
                     idle.retain_mut(|i| {
                         now.duration_since(i.since) < inner.idle_timeout && i.conn.still_open()
                     });
                     !idle.is_empty()
                 });
-                let mut pool = inner.pool.lock().unwrap_or_else(|e| e.into_inner());
-                for (origin, mut living) in swept {
-                    let idle = pool.entry(origin).or_default();
-                    living.extend(idle.drain(..));
-                    living.truncate(inner.max_idle_per_origin.max(1));
-                    *idle = living;
-                }
+                let evicted = {
+                    let mut pool = inner.pool.lock().unwrap_or_else(|e| e.into_inner());
+                    for (origin, mut living) in swept {
+                        let idle = pool.by_origin.entry(origin).or_default();
+                        living.extend(idle.drain(..));
+                        living.truncate(inner.max_idle_per_origin.max(1));
+                        *idle = living;
+                    }
+                    pool.total = pool.by_origin.values().map(VecDeque::len).sum();
+                    pool.evict_beyond(inner.max_idle_total)
+                };
+                drop(evicted);
             }
         });
     }
@@ -302,7 +349,9 @@ impl Client {
             // outside the lock (a read, perhaps a close), which every send takes.
             let mut candidate = {
                 let mut pool = self.inner.pool.lock().unwrap_or_else(|e| e.into_inner());
-                pool.get_mut(origin)?.pop_back()?
+                let idle = pool.by_origin.get_mut(origin)?.pop_back()?;
+                pool.total -= 1;
+                idle
             };
             if candidate.since.elapsed() < self.inner.idle_timeout && candidate.conn.still_open() {
                 return Some(candidate.conn);
@@ -317,14 +366,21 @@ impl Client {
         if !matches!(ready, Poll::Ready(Ok(()))) || conn.ended() {
             return;
         }
-        let mut pool = self.inner.pool.lock().unwrap_or_else(|e| e.into_inner());
-        let idle = pool.entry(origin).or_default();
-        if idle.len() < self.inner.max_idle_per_origin {
+        let evicted = {
+            let mut pool = self.inner.pool.lock().unwrap_or_else(|e| e.into_inner());
+            let idle = pool.by_origin.entry(origin).or_default();
+            if idle.len() >= self.inner.max_idle_per_origin {
+                return;
+            }
             idle.push_back(Idle {
                 conn,
                 since: Instant::now(),
             });
-        }
+            pool.total += 1;
+            pool.evict_beyond(self.inner.max_idle_total)
+        };
+        // Closed outside the lock.
+        drop(evicted);
     }
 
     async fn connect(&self, origin: &Origin) -> Result<Conn, ClientError> {

@@ -296,8 +296,11 @@ impl Engine {
             },
             config.allow_http,
             // Many webhooks often share one receiver host; every send in flight may come back
-            // to the pool, so it keeps as many idle connections as can be in flight.
+            // to the pool, so it keeps as many idle connections as can be in flight — and,
+            // across all hosts, twice that: enough for the busy ones, bounded however many
+            // hosts there are.
             config.global_concurrency.max(8),
+            config.global_concurrency.max(8) * 2,
         )?;
         let (writes, queue) = mpsc::channel(config.max_batch * 8);
         let core = Arc::new(Core {

@@ -51,9 +51,10 @@ impl Sender {
         policy: DestinationPolicy,
         allow_http: bool,
         max_idle_per_host: usize,
+        max_idle_total: usize,
     ) -> Result<Self, rustls::Error> {
         Ok(Self {
-            client: Client::new(Arc::new(policy), max_idle_per_host)?,
+            client: Client::new(Arc::new(policy), max_idle_per_host, max_idle_total)?,
             allow_http,
         })
     }

@@ -122,10 +122,14 @@ async fn serve(
 }
 
 fn client() -> Client {
+    client_keeping(8, 64)
+}
+
+fn client_keeping(per_origin: usize, total: usize) -> Client {
     let policy = DestinationPolicy {
         allowed: vec!["127.0.0.0/8".parse().unwrap()],
     };
-    Client::new(Arc::new(policy), 8).unwrap()
+    Client::new(Arc::new(policy), per_origin, total).unwrap()
 }
 
 async fn post(
@@ -169,6 +173,27 @@ async fn keep_alive_connections_are_reused() {
     );
     assert!(first.contains("content-length: 7\r\n"), "{first}");
     assert!(first.ends_with("\r\n\r\n{\"n\":1}"), "{first}");
+}
+
+#[tokio::test]
+async fn idle_connections_across_origins_are_capped_and_the_oldest_closed_first() {
+    let (a, b, c) = (
+        Server::start(OK, After::KeepAlive).await,
+        Server::start(OK, After::KeepAlive).await,
+        Server::start(OK, After::KeepAlive).await,
+    );
+    let client = client_keeping(8, 2);
+    for server in [&a, &b, &c] {
+        post(&client, &server.url("/")).await.unwrap();
+    }
+    // Keeping c's connection made three: a's, idle longest, was closed.
+    post(&client, &b.url("/")).await.unwrap();
+    post(&client, &c.url("/")).await.unwrap();
+    post(&client, &a.url("/")).await.unwrap();
+    assert_eq!(
+        (a.connections(), b.connections(), c.connections()),
+        (2, 1, 1)
+    );
 }
 
 #[tokio::test]
