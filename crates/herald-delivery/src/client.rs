@@ -261,17 +261,23 @@ impl Client {
                     });
                     !idle.is_empty()
                 });
-                let evicted = {
+                let mut evicted = Vec::new();
+                {
                     let mut pool = inner.pool.lock().unwrap_or_else(|e| e.into_inner());
                     for (origin, mut living) in swept {
                         let idle = pool.by_origin.entry(origin).or_default();
                         living.extend(idle.drain(..));
-                        living.truncate(inner.max_idle_per_origin.max(1));
+                        // Over the per-origin limit, the ones idle longest (in front) go.
+                        let excess = living
+                            .len()
+                            .saturating_sub(inner.max_idle_per_origin.max(1));
+                        evicted.extend(living.drain(..excess));
                         *idle = living;
                     }
                     pool.total = pool.by_origin.values().map(VecDeque::len).sum();
-                    pool.evict_beyond(inner.max_idle_total)
-                };
+                    evicted.extend(pool.evict_beyond(inner.max_idle_total));
+                }
+                // Closed outside the lock.
                 drop(evicted);
             }
         });
@@ -349,7 +355,12 @@ impl Client {
             // outside the lock (a read, perhaps a close), which every send takes.
             let mut candidate = {
                 let mut pool = self.inner.pool.lock().unwrap_or_else(|e| e.into_inner());
-                let idle = pool.by_origin.get_mut(origin)?.pop_back()?;
+                let waiting = pool.by_origin.get_mut(origin)?;
+                let idle = waiting.pop_back()?;
+                if waiting.is_empty() {
+                    // Keeps the map, which eviction scans, to origins with idle connections.
+                    pool.by_origin.remove(origin);
+                }
                 pool.total -= 1;
                 idle
             };

@@ -187,25 +187,6 @@ pub struct AttemptRecord {
     pub delivery_exhausted: bool,
     /// The webhook's out-of-order thresholds, checked after a failed scheduled attempt.
     pub out_of_order: Option<OutOfOrderRule>,
-    /// `attempt`'s request and response as stored, encoded when the record is made: on the
-    /// sender's thread, not in the group commit (the engine's one serial step).
-    pub encoded: EncodedAttempt,
-}
-
-/// An attempt's request and response in their stored (JSON) form.
-#[derive(Clone, Debug)]
-pub struct EncodedAttempt {
-    pub request: String,
-    pub response: Option<String>,
-}
-
-impl EncodedAttempt {
-    pub fn of(attempt: &Attempt) -> Self {
-        Self {
-            request: rows::to_json(&attempt.request),
-            response: attempt.response.as_ref().map(rows::to_json),
-        }
-    }
 }
 
 impl AttemptRecord {
@@ -218,7 +199,6 @@ impl AttemptRecord {
             } else {
                 DeliveryStatus::Failed
             },
-            encoded: EncodedAttempt::of(&attempt),
             attempt,
             lease_owner,
             event_id,

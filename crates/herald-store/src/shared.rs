@@ -761,8 +761,8 @@ impl Store for ThisStore {
                     .push_bind(a.map(|a| a.trigger.as_str()))
                     .push_bind(a.map(|a| ms(&a.started_at)))
                     .push_bind(a.map(|a| i64::try_from(a.duration_ms).unwrap_or(i64::MAX)))
-                    .push_bind(r.map(|r| r.encoded.request.as_str()))
-                    .push_bind(r.and_then(|r| r.encoded.response.as_deref()))
+                    .push_bind(a.map(|a| to_json(&a.request)))
+                    .push_bind(a.and_then(|a| a.response.as_ref().map(to_json)))
                     .push_bind(error.map(|e| e.kind.as_str()))
                     .push_bind(error.map(|e| e.message.clone()))
                     .push_bind(a.map(|a| a.succeeded));

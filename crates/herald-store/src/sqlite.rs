@@ -59,13 +59,17 @@ impl SqliteStore {
             .clone()
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Full)
-            // A multi-row statement inside a transaction keeps a statement journal, to undo
-            // itself alone if it fails; past 64 KiB SQLite spills it to a temporary file, and
-            // those writes were 12 % of the SQLite thread's time. In memory they cost a copy.
-            .pragma("temp_store", "memory")
             .connect()
             .await?;
         MIGRATOR.run(&mut writer).await?;
+        // A multi-row statement inside a transaction keeps a statement journal, to undo itself
+        // alone if it fails; past 64 KiB SQLite spills it to a temporary file, and those writes
+        // were 12 % of the SQLite thread's time. In memory they cost a copy. Set only after the
+        // migrations: with it, the sorts of a migration's CREATE INDEX over a large table
+        // would be held in memory too (hundreds of MiB for a few million rows).
+        sqlx::query("PRAGMA temp_store = MEMORY")
+            .execute(&mut writer)
+            .await?;
         let reader = SqlitePoolOptions::new()
             .max_connections(4)
             // The ping before each acquire is one more round trip to the connection's thread; a

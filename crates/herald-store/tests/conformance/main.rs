@@ -28,8 +28,8 @@ use herald_core::webhook::{
 };
 use herald_store::testing::TestDatabase;
 use herald_store::{
-    AttemptQuery, AttemptRecord, Claimed, EncodedAttempt, Lease, NewPublish, OutOfOrderRule,
-    Published, StatusChange, Store, StoreError, WebhookQuery,
+    AttemptQuery, AttemptRecord, Claimed, Lease, NewPublish, OutOfOrderRule, Published,
+    StatusChange, Store, StoreError, WebhookQuery,
 };
 use serde_json::json;
 
@@ -565,7 +565,6 @@ fn attempt(d: &Delivery, number: u32, ms: i64, ok: bool) -> Attempt {
 
 fn record(d: &Delivery, a: Attempt, status: DeliveryStatus, next: Option<i64>) -> AttemptRecord {
     AttemptRecord {
-        encoded: EncodedAttempt::of(&a),
         lease_owner: "node-b".into(),
         event_id: d.event_id.clone(),
         delivery_status: status,
