@@ -139,9 +139,9 @@ pub(crate) async fn try_once(
         started_at,
         duration_ms: u64::try_from(outcome.duration.as_millis()).unwrap_or(u64::MAX),
         request,
-        // Moved, not copied: the outcome's caller reads the status from the attempt.
+        // Moved, not copied: only the Retry-After is read from the outcome after this.
         response: outcome.response.take(),
-        error: outcome.error.clone(),
+        error: outcome.error.take(),
         succeeded,
     };
     (attempt, outcome.retry_after)

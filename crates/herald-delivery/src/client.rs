@@ -104,6 +104,17 @@ struct Inner {
     connect_timeout: Duration,
 }
 
+impl Inner {
+    /// The pool, locked; a panic while it was held leaves nothing half-done worth refusing.
+    fn pool(&self) -> std::sync::MutexGuard<'_, Pool> {
+        self.pool.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn limits(&self) -> (usize, usize) {
+        (self.max_idle_per_origin, self.max_idle_total)
+    }
+}
+
 impl std::fmt::Debug for Inner {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Client")
@@ -124,7 +135,9 @@ struct Origin {
     port: u16,
 }
 
-/// Idle connections by origin, most recently used last, and how many there are in all.
+/// Idle connections by origin, most recently used last, and how many there are in all (kept
+/// here, by these methods only, so the cap is checked without counting). Methods that drop
+/// connections hand them back: the caller closes them once the lock is released.
 #[derive(Default)]
 struct Pool {
     by_origin: HashMap<Origin, VecDeque<Idle>>,
@@ -132,8 +145,52 @@ struct Pool {
 }
 
 impl Pool {
-    /// Takes out the connections idle longest until at most `cap` are left; the caller closes
-    /// them once the lock is released.
+    /// The origin's most recently used connection; an origin left with none leaves the map,
+    /// which eviction scans.
+    fn take_newest(&mut self, origin: &Origin) -> Option<Idle> {
+        let waiting = self.by_origin.get_mut(origin)?;
+        let idle = waiting.pop_back()?;
+        if waiting.is_empty() {
+            self.by_origin.remove(origin);
+        }
+        self.total -= 1;
+        Some(idle)
+    }
+
+    /// Keeps `idle` unless its origin has `limits.0` already, then closes the connections idle
+    /// longest beyond `limits.1` in all.
+    fn keep(&mut self, origin: Origin, idle: Idle, limits: (usize, usize)) -> Vec<Idle> {
+        let waiting = self.by_origin.entry(origin).or_default();
+        if waiting.len() >= limits.0 {
+            return vec![idle];
+        }
+        waiting.push_back(idle);
+        self.total += 1;
+        self.evict_beyond(limits.1)
+    }
+
+    /// Puts back what a sweep found alive, in front of what was checked in meanwhile (it is
+    /// older), within both limits.
+    fn put_back(
+        &mut self,
+        swept: HashMap<Origin, VecDeque<Idle>>,
+        limits: (usize, usize),
+    ) -> Vec<Idle> {
+        let mut evicted = Vec::new();
+        for (origin, mut living) in swept {
+            let waiting = self.by_origin.entry(origin).or_default();
+            living.extend(waiting.drain(..));
+            // Over the per-origin limit, the ones idle longest (in front) go.
+            let excess = living.len().saturating_sub(limits.0.max(1));
+            evicted.extend(living.drain(..excess));
+            *waiting = living;
+        }
+        self.total = self.by_origin.values().map(VecDeque::len).sum();
+        evicted.extend(self.evict_beyond(limits.1));
+        evicted
+    }
+
+    /// Takes out the connections idle longest until at most `cap` are left.
     fn evict_beyond(&mut self, cap: usize) -> Vec<Idle> {
         let mut evicted = Vec::new();
         while self.total > cap {
@@ -144,12 +201,14 @@ impl Pool {
                 .min_by_key(|(since, _)| *since)
                 .map(|(_, origin)| origin.clone());
             let Some(origin) = oldest else { break };
-            let idle = self.by_origin.get_mut(&origin);
-            if let Some(conn) = idle.and_then(VecDeque::pop_front) {
-                evicted.push(conn);
+            let Some(waiting) = self.by_origin.get_mut(&origin) else {
+                break;
+            };
+            if let Some(idle) = waiting.pop_front() {
+                evicted.push(idle);
                 self.total -= 1;
             }
-            if self.by_origin.get(&origin).is_some_and(VecDeque::is_empty) {
+            if waiting.is_empty() {
                 self.by_origin.remove(&origin);
             }
         }
@@ -252,31 +311,14 @@ impl Client {
                 let now = Instant::now();
                 // Taken out and probed outside the lock; the living go back in front of any
                 // checked in meanwhile (they are older).
-                let mut swept =
-                    std::mem::take(&mut *inner.pool.lock().unwrap_or_else(|e| e.into_inner()))
-                        .by_origin;
+                let mut swept = std::mem::take(&mut *inner.pool()).by_origin;
                 swept.retain(|_, idle| {
                     idle.retain_mut(|i| {
                         now.duration_since(i.since) < inner.idle_timeout && i.conn.still_open()
                     });
                     !idle.is_empty()
                 });
-                let mut evicted = Vec::new();
-                {
-                    let mut pool = inner.pool.lock().unwrap_or_else(|e| e.into_inner());
-                    for (origin, mut living) in swept {
-                        let idle = pool.by_origin.entry(origin).or_default();
-                        living.extend(idle.drain(..));
-                        // Over the per-origin limit, the ones idle longest (in front) go.
-                        let excess = living
-                            .len()
-                            .saturating_sub(inner.max_idle_per_origin.max(1));
-                        evicted.extend(living.drain(..excess));
-                        *idle = living;
-                    }
-                    pool.total = pool.by_origin.values().map(VecDeque::len).sum();
-                    evicted.extend(pool.evict_beyond(inner.max_idle_total));
-                }
+                let evicted = inner.pool().put_back(swept, inner.limits());
                 // Closed outside the lock.
                 drop(evicted);
             }
@@ -353,17 +395,7 @@ impl Client {
         loop {
             // The most recently used first: it is the least likely to have been closed. Probed
             // outside the lock (a read, perhaps a close), which every send takes.
-            let mut candidate = {
-                let mut pool = self.inner.pool.lock().unwrap_or_else(|e| e.into_inner());
-                let waiting = pool.by_origin.get_mut(origin)?;
-                let idle = waiting.pop_back()?;
-                if waiting.is_empty() {
-                    // Keeps the map, which eviction scans, to origins with idle connections.
-                    pool.by_origin.remove(origin);
-                }
-                pool.total -= 1;
-                idle
-            };
+            let mut candidate = self.inner.pool().take_newest(origin)?;
             if candidate.since.elapsed() < self.inner.idle_timeout && candidate.conn.still_open() {
                 return Some(candidate.conn);
             }
@@ -377,19 +409,11 @@ impl Client {
         if !matches!(ready, Poll::Ready(Ok(()))) || conn.ended() {
             return;
         }
-        let evicted = {
-            let mut pool = self.inner.pool.lock().unwrap_or_else(|e| e.into_inner());
-            let idle = pool.by_origin.entry(origin).or_default();
-            if idle.len() >= self.inner.max_idle_per_origin {
-                return;
-            }
-            idle.push_back(Idle {
-                conn,
-                since: Instant::now(),
-            });
-            pool.total += 1;
-            pool.evict_beyond(self.inner.max_idle_total)
+        let idle = Idle {
+            conn,
+            since: Instant::now(),
         };
+        let evicted = self.inner.pool().keep(origin, idle, self.inner.limits());
         // Closed outside the lock.
         drop(evicted);
     }
