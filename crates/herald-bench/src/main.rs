@@ -229,6 +229,43 @@ impl Herald {
     }
 }
 
+/// CPU seconds (user + system) a process has used so far, from /proc; 0 if it cannot be read.
+/// Linux counts them in clock ticks of 1/100 s on every architecture Herald builds for.
+fn cpu_seconds(pid: &str) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // Fields after the command name (which may hold spaces) start at the state, field 3.
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .map_or("", |(_, rest)| rest)
+        .split_whitespace()
+        .collect();
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|t| t.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    (ticks(11) + ticks(12)) / 100.0
+}
+
+/// What is read off Herald and the bench before the load, to report the run against.
+#[derive(Clone, Copy)]
+struct Before {
+    idle_rss_mib: f64,
+    herald_cpu_s: f64,
+    bench_cpu_s: f64,
+}
+
+impl Before {
+    fn read(herald: &Herald) -> Self {
+        Self {
+            idle_rss_mib: herald.rss_mib().0,
+            herald_cpu_s: cpu_seconds(&herald.pid.to_string()),
+            bench_cpu_s: cpu_seconds("self"),
+        }
+    }
+}
+
 async fn start_herald(
     args: &Args,
     database_url: Option<&str>,
@@ -401,7 +438,7 @@ fn report(
     events: u64,
     start_us: u64,
     herald: &Herald,
-    idle: f64,
+    before: Before,
 ) -> Value {
     let mut lat = sink.latencies_us.lock().unwrap().clone();
     lat.sort_unstable();
@@ -412,6 +449,11 @@ fn report(
         .saturating_sub(start_us)) as f64
         / 1e6;
     let (rss, peak) = herald.rss_mib();
+    let idle = before.idle_rss_mib;
+    // Over everything since `before` (setup included, a few requests), per delivery received.
+    let per_delivery = |cpu_s: f64| (cpu_s * 1e6 / unique.max(1) as f64 * 10.0).round() / 10.0;
+    let herald_cpu = per_delivery(cpu_seconds(&herald.pid.to_string()) - before.herald_cpu_s);
+    let bench_cpu = per_delivery(cpu_seconds("self") - before.bench_cpu_s);
     let result = json!({
         "scenario": name,
         "events": events,
@@ -424,6 +466,7 @@ fn report(
         "deliveries_per_s": (unique as f64 / elapsed_s.max(1e-9)).round(),
         "latency_ms": {"p50": percentile(&lat, 0.5), "p90": percentile(&lat, 0.9), "p99": percentile(&lat, 0.99), "max": percentile(&lat, 1.0)},
         "rss_mib": {"idle": (idle * 10.0).round() / 10.0, "now": (rss * 10.0).round() / 10.0, "peak": (peak * 10.0).round() / 10.0},
+        "cpu_us_per_delivery": {"herald": herald_cpu, "bench": bench_cpu},
         "sqlite_bytes_per_delivery": herald.bytes_on_disk().map(|b| (b as f64 / stored.max(1) as f64).round()),
     });
     println!("{}", serde_json::to_string(&result).unwrap());
@@ -508,7 +551,7 @@ async fn run(args: &Args, database_url: Option<&str>) -> anyhow::Result<Value> {
     }
     let mut herald = start_herald(args, database_url, &client).await?;
     tokio::time::sleep(Duration::from_millis(500)).await;
-    let idle = herald.rss_mib().0;
+    let before = Before::read(&herald);
     let timeout = Duration::from_secs(args.timeout);
     let result = match args.scenario {
         Scenario::Fanout => {
@@ -530,7 +573,7 @@ async fn run(args: &Args, database_url: Option<&str>) -> anyhow::Result<Value> {
                 args.events,
                 start,
                 &herald,
-                idle,
+                before,
             )
         }
         Scenario::Rate | Scenario::Hanging => {
@@ -560,7 +603,7 @@ async fn run(args: &Args, database_url: Option<&str>) -> anyhow::Result<Value> {
                 events,
                 start,
                 &herald,
-                idle,
+                before,
             )
         }
         Scenario::Backlog => {
@@ -614,7 +657,7 @@ async fn run(args: &Args, database_url: Option<&str>) -> anyhow::Result<Value> {
                 healthy,
                 start,
                 &herald,
-                idle,
+                before,
             )
         }
         Scenario::Soak | Scenario::Raw => unreachable!("handled before Herald starts"),
