@@ -320,16 +320,20 @@ impl Engine {
             generation: std::sync::atomic::AtomicU64::new(0),
             runtime: tokio::runtime::Handle::current(),
         });
-        let mut tasks = vec![
-            tokio::spawn(crate::poller::run(core.clone())),
-            tokio::spawn(crate::pruner::run(core.clone())),
-        ];
+        let mut tasks = vec![tokio::spawn(crate::pruner::run(core.clone()))];
         if core.store.wants_writer_thread() {
             tasks.push(crate::writer::start_thread(core.clone(), queue)?);
         } else {
             tasks.push(tokio::spawn(crate::writer::run(core.clone(), queue)));
         }
-        core.wake.notify_one();
+        // What is already due (retries, deliveries a previous run left) is claimed before
+        // Herald answers anything, not at the poller's first turn, whenever the runtime gets
+        // to it: a late first turn found work published since and filled lanes the lane rules
+        // had left alone (a failing webhook refilled at once).
+        if let Err(e) = crate::poller::poll_once(&core).await {
+            tracing::warn!(error = %e, "looking for due deliveries at start failed; the poller tries again");
+        }
+        tasks.push(tokio::spawn(crate::poller::run(core.clone())));
         Ok(Self {
             core,
             tasks: Arc::new(std::sync::Mutex::new(tasks)),
@@ -473,6 +477,13 @@ impl Engine {
         answer.await.map_err(|_| EngineError::ShuttingDown)??;
         self.webhook_changed(&webhook.id);
         Ok(attempt)
+    }
+
+    /// A webhook was just created: cached lists of webhooks are stale. It has no deliveries
+    /// yet, so there is nothing for the poller to look for.
+    pub fn webhook_created(&self, id: &WebhookId) {
+        self.core.bump();
+        self.core.cache.invalidate(id);
     }
 
     /// A webhook was changed through this node: forget the cached copy; if it can no longer

@@ -473,7 +473,7 @@ pub async fn create(
         updated_at: now,
     };
     state.store.create_webhook(&webhook).await?;
-    state.engine.webhook_changed(&webhook.id);
+    state.engine.webhook_created(&webhook.id);
     Ok((
         StatusCode::CREATED,
         Json(WebhookView::for_caller(webhook, &caller)),
