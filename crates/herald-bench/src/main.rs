@@ -178,7 +178,12 @@ async fn start_sink() -> anyhow::Result<(SocketAddr, Arc<Sink>)> {
         .route("/hook", axum::routing::post(receive))
         .route("/hang", axum::routing::post(hang))
         .with_state(sink.clone());
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    // Room for every connection Herald opens at once (`bind` would allow 128; the rest
+    // waited a SYN retransmit, a second, and showed as the run's maximum latency).
+    let socket = tokio::net::TcpSocket::new_v4()?;
+    socket.set_reuseaddr(true)?;
+    socket.bind("127.0.0.1:0".parse()?)?;
+    let listener = socket.listen(4096)?;
     let addr = listener.local_addr()?;
     tokio::spawn(async move { axum::serve(listener, app).await });
     Ok((addr, sink))

@@ -125,11 +125,9 @@ impl Dispatcher {
         if count > 0 {
             lanes.entry(webhook.clone()).or_default().reserved += count;
         }
-        if count < wanted
-            && let Some(lane) = lanes.get_mut(webhook)
-        {
-            lane.spilled = true;
-        }
+        // What did not fit is not flagged `spilled` here but once it is committed (see
+        // `spilled`): flagged now, the lane could ask for its refill before the delivery it
+        // turned away was in the store, find nothing, and leave it for the next poll.
         Reservation {
             lanes: self.lanes.clone(),
             webhook: webhook.clone(),
@@ -138,7 +136,8 @@ impl Dispatcher {
     }
 
     /// Notes that the webhook has more due work in the store than its lane took (a claim filled
-    /// the lane), so the poller is woken again once the lane has drained to half.
+    /// the lane, or a committed publish left a delivery the lane had no room for), so the poller
+    /// is woken again once the lane has drained to half.
     pub fn spilled(&self, webhook: &WebhookId) {
         if let Some(lane) = self.lanes().get_mut(webhook) {
             lane.spilled = true;
@@ -287,6 +286,12 @@ mod tests {
         let hook = webhook();
         let held = dispatcher.reserve(&hook, 10);
         assert_eq!(held.count(), 5, "one running and four queued at most");
+        assert!(
+            !dispatcher.lanes()[&hook].spilled,
+            "the other five are not in the store until their publish commits"
+        );
+        // Their publish committed.
+        dispatcher.spilled(&hook);
         {
             let mut lanes = dispatcher.lanes();
             let lane = lanes.get_mut(&hook).unwrap();

@@ -231,6 +231,7 @@ async fn publish(
     let mut deliveries = Vec::with_capacity(webhooks.len());
     let mut jobs = Vec::new();
     let mut reservations = Vec::new();
+    let mut spilled = Vec::new();
     for webhook in &webhooks {
         let delivery = Delivery::new(
             event.project_id.clone(),
@@ -250,6 +251,8 @@ async fn publish(
                 event: shared.clone(),
                 lease_until: lease.until,
             });
+        } else if reservation.count() == 0 {
+            spilled.push(webhook.id.clone());
         }
         deliveries.push((delivery, lease));
     }
@@ -258,6 +261,7 @@ async fn publish(
         publish: NewPublish { event, deliveries },
         jobs,
         reservations,
+        spilled,
         reply,
     };
     core.writes
@@ -422,6 +426,7 @@ impl Engine {
                 publish,
                 jobs: Vec::new(),
                 reservations: Vec::new(),
+                spilled: Vec::new(),
                 reply,
             })
             .await

@@ -9,6 +9,7 @@
 
 use std::sync::Arc;
 
+use herald_core::id::WebhookId;
 use herald_store::{AttemptRecord, NewPublish, Published, StoreError, StoreResult};
 use tokio::sync::{mpsc, oneshot};
 
@@ -21,6 +22,9 @@ pub(crate) enum Op {
         /// The leased deliveries, to dispatch once committed, and the lane room they hold.
         jobs: Vec<Job>,
         reservations: Vec<Reservation>,
+        /// Webhooks whose lane had no room for their delivery: it is committed unleased, and
+        /// the lane is told once it is in the store (see `Dispatcher::spilled`).
+        spilled: Vec<WebhookId>,
         reply: oneshot::Sender<StoreResult<Published>>,
     },
     Record {
@@ -103,10 +107,11 @@ async fn commit(core: &Arc<Core>, ops: Vec<Op>) {
                 publish,
                 jobs,
                 reservations,
+                spilled,
                 reply,
             } => {
                 publishes.push(publish);
-                after_publish.push((jobs, reservations, reply));
+                after_publish.push((jobs, reservations, spilled, reply));
             }
             Op::Record { record, reply } => {
                 records.push(record);
@@ -121,10 +126,13 @@ async fn commit(core: &Arc<Core>, ops: Vec<Op>) {
             // Lane workers and the rest are spawned on the main runtime, wherever this runs.
             let _main = core.runtime.enter();
             let mut published = committed.published.into_iter();
-            for (jobs, reservations, reply) in after_publish {
+            for (jobs, reservations, spilled, reply) in after_publish {
                 let outcome = published.next().unwrap_or(Published::Created);
                 if outcome == Published::Created {
                     core.dispatcher.submit(core, jobs, reservations);
+                    for webhook in &spilled {
+                        core.dispatcher.spilled(webhook);
+                    }
                 }
                 let _ = reply.send(Ok(outcome));
             }
@@ -157,6 +165,7 @@ async fn commit(core: &Arc<Core>, ops: Vec<Op>) {
 type AfterPublish = (
     Vec<Job>,
     Vec<Reservation>,
+    Vec<WebhookId>,
     oneshot::Sender<StoreResult<Published>>,
 );
 
@@ -170,12 +179,15 @@ fn rejoin(
     publishes
         .into_iter()
         .zip(after_publish)
-        .map(|(publish, (jobs, reservations, reply))| Op::Publish {
-            publish,
-            jobs,
-            reservations,
-            reply,
-        })
+        .map(
+            |(publish, (jobs, reservations, spilled, reply))| Op::Publish {
+                publish,
+                jobs,
+                reservations,
+                spilled,
+                reply,
+            },
+        )
         .chain(
             records
                 .into_iter()

@@ -16,7 +16,7 @@ use herald_core::time;
 use herald_delivery::{Engine, EngineConfig};
 use herald_store::Store;
 use secrecy::ExposeSecret;
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpSocket};
 use tokio_util::sync::CancellationToken;
 
 use crate::config::Config;
@@ -39,6 +39,24 @@ pub struct FirstAdminKey {
     pub generated: bool,
 }
 
+/// Connections the kernel holds for Herald before it accepts them (Linux caps it at
+/// `net.core.somaxconn`, 4096 by default).
+const LISTEN_BACKLOG: u32 = 4096;
+
+/// Listens on `address` with room for a burst of new connections. `TcpListener::bind` asks for
+/// a backlog of 128: when a few hundred clients connected at once, the rest were turned away
+/// and each waited a SYN retransmit (a second) before it was accepted.
+fn listen(address: SocketAddr) -> std::io::Result<TcpListener> {
+    let socket = if address.is_ipv4() {
+        TcpSocket::new_v4()?
+    } else {
+        TcpSocket::new_v6()?
+    };
+    socket.set_reuseaddr(true)?;
+    socket.bind(address)?;
+    socket.listen(LISTEN_BACKLOG)
+}
+
 impl App {
     pub async fn build(config: &Config) -> anyhow::Result<Self> {
         let target = config.store_target()?;
@@ -46,9 +64,8 @@ impl App {
             .await
             .with_context(|| format!("opening the store at {target:?}"))?;
         let first_admin_key = bootstrap_admin_key(store.as_ref(), config).await?;
-        let listener = TcpListener::bind(config.listen)
-            .await
-            .with_context(|| format!("listening on {}", config.listen))?;
+        let listener =
+            listen(config.listen).with_context(|| format!("listening on {}", config.listen))?;
         let address = listener.local_addr()?;
         // CloudShare's account-level secret: made on the first start, the same ever after.
         let account_secret = store
