@@ -231,7 +231,6 @@ async fn publish(
     let mut deliveries = Vec::with_capacity(webhooks.len());
     let mut jobs = Vec::new();
     let mut reservations = Vec::new();
-    let mut spilled = Vec::new();
     for webhook in &webhooks {
         let delivery = Delivery::new(
             event.project_id.clone(),
@@ -251,8 +250,6 @@ async fn publish(
                 event: shared.clone(),
                 lease_until: lease.until,
             });
-        } else if reservation.count() == 0 {
-            spilled.push(webhook.id.clone());
         }
         deliveries.push((delivery, lease));
     }
@@ -261,7 +258,6 @@ async fn publish(
         publish: NewPublish { event, deliveries },
         jobs,
         reservations,
-        spilled,
         reply,
     };
     core.writes
@@ -426,7 +422,6 @@ impl Engine {
                 publish,
                 jobs: Vec::new(),
                 reservations: Vec::new(),
-                spilled: Vec::new(),
                 reply,
             })
             .await
@@ -485,7 +480,7 @@ impl Engine {
     }
 
     /// A webhook was just created: cached lists of webhooks are stale. It has no deliveries
-    /// yet, so there is nothing for the poller to look for.
+    /// yet, so there is nothing for the poller to look for. (Every change starts here too.)
     pub fn webhook_created(&self, id: &WebhookId) {
         self.core.bump();
         self.core.cache.invalidate(id);
@@ -494,9 +489,8 @@ impl Engine {
     /// A webhook was changed through this node: forget the cached copy; if it can no longer
     /// receive, give back what its lane holds.
     pub fn webhook_changed(&self, id: &WebhookId) {
+        self.webhook_created(id);
         let core = self.core.clone();
-        core.bump();
-        core.cache.invalidate(id);
         let id = id.clone();
         tokio::spawn(async move {
             let active =

@@ -9,7 +9,6 @@
 
 use std::sync::Arc;
 
-use herald_core::id::WebhookId;
 use herald_store::{AttemptRecord, NewPublish, Published, StoreError, StoreResult};
 use tokio::sync::{mpsc, oneshot};
 
@@ -22,9 +21,6 @@ pub(crate) enum Op {
         /// The leased deliveries, to dispatch once committed, and the lane room they hold.
         jobs: Vec<Job>,
         reservations: Vec<Reservation>,
-        /// Webhooks whose lane had no room for their delivery: it is committed unleased, and
-        /// the lane is told once it is in the store (see `Dispatcher::spilled`).
-        spilled: Vec<WebhookId>,
         reply: oneshot::Sender<StoreResult<Published>>,
     },
     Record {
@@ -107,11 +103,10 @@ async fn commit(core: &Arc<Core>, ops: Vec<Op>) {
                 publish,
                 jobs,
                 reservations,
-                spilled,
                 reply,
             } => {
                 publishes.push(publish);
-                after_publish.push((jobs, reservations, spilled, reply));
+                after_publish.push((jobs, reservations, reply));
             }
             Op::Record { record, reply } => {
                 records.push(record);
@@ -126,12 +121,14 @@ async fn commit(core: &Arc<Core>, ops: Vec<Op>) {
             // Lane workers and the rest are spawned on the main runtime, wherever this runs.
             let _main = core.runtime.enter();
             let mut published = committed.published.into_iter();
-            for (jobs, reservations, spilled, reply) in after_publish {
+            for (publish, (jobs, reservations, reply)) in publishes.iter().zip(after_publish) {
                 let outcome = published.next().unwrap_or(Published::Created);
                 if outcome == Published::Created {
                     core.dispatcher.submit(core, jobs, reservations);
-                    for webhook in &spilled {
-                        core.dispatcher.spilled(webhook);
+                    // A delivery committed without a lease is one its lane had no room for:
+                    // now that it is in the store, the lane may ask for it.
+                    for (delivery, _) in publish.deliveries.iter().filter(|(_, l)| l.is_none()) {
+                        core.dispatcher.spilled(&delivery.webhook_id);
                     }
                 }
                 let _ = reply.send(Ok(outcome));
@@ -165,7 +162,6 @@ async fn commit(core: &Arc<Core>, ops: Vec<Op>) {
 type AfterPublish = (
     Vec<Job>,
     Vec<Reservation>,
-    Vec<WebhookId>,
     oneshot::Sender<StoreResult<Published>>,
 );
 
@@ -179,15 +175,12 @@ fn rejoin(
     publishes
         .into_iter()
         .zip(after_publish)
-        .map(
-            |(publish, (jobs, reservations, spilled, reply))| Op::Publish {
-                publish,
-                jobs,
-                reservations,
-                spilled,
-                reply,
-            },
-        )
+        .map(|(publish, (jobs, reservations, reply))| Op::Publish {
+            publish,
+            jobs,
+            reservations,
+            reply,
+        })
         .chain(
             records
                 .into_iter()
