@@ -1,7 +1,7 @@
 //! `herald-bench`: Herald's benchmark (not a test: it measures, it does not judge).
 //!
-//! It starts its own sink (an HTTP server on loopback that answers 200 and notes when each
-//! delivery arrived) and a `herald serve` process on a temporary SQLite data directory (or
+//! It starts its own sink (a minimal HTTP/1.1 server on loopback, `sink.rs`, that answers 200
+//! and notes when each delivery arrived) and a `herald serve` process on a temporary SQLite data directory (or
 //! PostgreSQL with `--database-url`), creates webhooks pointing at the sink, publishes events
 //! from concurrent publishers — one event per request — and reports publish rate, end-to-end
 //! deliveries per second, publish→delivery latency, duplicates, losses, and Herald's RSS.
@@ -33,24 +33,22 @@
 #![forbid(unsafe_code)]
 #![allow(clippy::print_stdout, clippy::unwrap_used, clippy::too_many_arguments)]
 
-use std::collections::HashSet;
-use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::Stdio;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, bail};
-use axum::body::Bytes;
-use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::StatusCode;
 use clap::{Parser, ValueEnum};
 use serde_json::{Value, json};
 
 use crate::fresh_database::FreshDatabase;
+use crate::sink::Sink;
 
 mod fresh_database;
+mod sink;
 mod soak;
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -120,73 +118,6 @@ fn now_us() -> u64 {
         .duration_since(UNIX_EPOCH)
         .unwrap()
         .as_micros() as u64
-}
-
-/// The sink: answers 200 (or hangs, on /hang) and records each delivery's latency.
-#[derive(Default)]
-struct Sink {
-    latencies_us: Mutex<Vec<u64>>,
-    delivery_ids: Mutex<HashSet<String>>,
-    duplicates: AtomicU64,
-    received: AtomicU64,
-    last_us: AtomicU64,
-}
-
-#[derive(serde::Deserialize)]
-struct Delivered {
-    data: DeliveredData,
-}
-
-#[derive(serde::Deserialize)]
-struct DeliveredData {
-    t: Option<u64>,
-}
-
-async fn receive(State(sink): State<Arc<Sink>>, headers: HeaderMap, body: Bytes) -> StatusCode {
-    let at = now_us();
-    // Only the publish time is read (serde skips the rest without building it), so the sink
-    // costs the machine it shares with Herald as little as it can.
-    let sent = serde_json::from_slice::<Delivered>(&body)
-        .ok()
-        .and_then(|d| d.data.t)
-        .unwrap_or(at);
-    let id = headers
-        .get("webhook-id")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("")
-        .to_owned();
-    if !sink.delivery_ids.lock().unwrap().insert(id) {
-        sink.duplicates.fetch_add(1, Ordering::Relaxed);
-    }
-    sink.latencies_us
-        .lock()
-        .unwrap()
-        .push(at.saturating_sub(sent));
-    sink.received.fetch_add(1, Ordering::Relaxed);
-    sink.last_us.fetch_max(at, Ordering::Relaxed);
-    StatusCode::OK
-}
-
-async fn hang() -> StatusCode {
-    tokio::time::sleep(Duration::from_secs(3600)).await;
-    StatusCode::OK
-}
-
-async fn start_sink() -> anyhow::Result<(SocketAddr, Arc<Sink>)> {
-    let sink = Arc::new(Sink::default());
-    let app = axum::Router::new()
-        .route("/hook", axum::routing::post(receive))
-        .route("/hang", axum::routing::post(hang))
-        .with_state(sink.clone());
-    // Room for every connection Herald opens at once (`bind` would allow 128; the rest
-    // waited a SYN retransmit, a second, and showed as the run's maximum latency).
-    let socket = tokio::net::TcpSocket::new_v4()?;
-    socket.set_reuseaddr(true)?;
-    socket.bind("127.0.0.1:0".parse()?)?;
-    let listener = socket.listen(4096)?;
-    let addr = listener.local_addr()?;
-    tokio::spawn(async move { axum::serve(listener, app).await });
-    Ok((addr, sink))
 }
 
 struct Herald {
@@ -447,7 +378,7 @@ fn report(
 ) -> Value {
     let mut lat = sink.latencies_us.lock().unwrap().clone();
     lat.sort_unstable();
-    let unique = sink.delivery_ids.lock().unwrap().len() as u64;
+    let unique = sink.unique();
     let elapsed_s = (sink
         .last_us
         .load(Ordering::Relaxed)
@@ -549,7 +480,7 @@ async fn run(args: &Args, database_url: Option<&str>) -> anyhow::Result<Value> {
     let client = reqwest::Client::builder()
         .pool_max_idle_per_host(1024)
         .build()?;
-    let (sink_addr, sink) = start_sink().await?;
+    let (sink_addr, sink) = sink::start().await?;
     let hook = format!("http://{sink_addr}/hook");
     if let Scenario::Raw = args.scenario {
         return raw(&hook, &sink, args).await;
