@@ -126,12 +126,15 @@ impl Attempt {
 /// headers by value: they were sent, and are kept now (no copy of each).
 pub fn redact_headers(
     headers: impl IntoIterator<Item = (String, String)>,
-    secret_headers: &[String],
+    secret_headers: &[impl AsRef<str>],
 ) -> BTreeMap<String, String> {
     headers
         .into_iter()
         .map(|(name, value)| {
-            if secret_headers.iter().any(|s| s.eq_ignore_ascii_case(&name)) {
+            if secret_headers
+                .iter()
+                .any(|s| s.as_ref().eq_ignore_ascii_case(&name))
+            {
                 (name, "<redacted>".to_owned())
             } else {
                 (name, value)

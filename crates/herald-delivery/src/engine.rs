@@ -214,24 +214,24 @@ fn out_of_order_type() -> EventTypeName {
 /// Publishes to the event's project, matching its active webhooks.
 async fn publish_matching(core: &Arc<Core>, event: Event) -> Result<Published, EngineError> {
     let webhooks = core.store.active_webhooks(&event.project_id).await?;
-    let matching = webhooks
-        .into_iter()
+    let matching: Vec<&Webhook> = webhooks
+        .iter()
         .filter(|w| w.filter.matches(&event.event_type))
         .collect();
-    publish(core, event, matching).await
+    publish(core, event, &matching).await
 }
 
 async fn publish(
     core: &Arc<Core>,
     event: Event,
-    webhooks: Vec<Webhook>,
+    webhooks: &[&Webhook],
 ) -> Result<Published, EngineError> {
     let now = event.created_at;
     let shared = Arc::new(event.clone());
     let mut deliveries = Vec::with_capacity(webhooks.len());
     let mut jobs = Vec::new();
     let mut reservations = Vec::new();
-    for webhook in &webhooks {
+    for webhook in webhooks {
         let delivery = Delivery::new(
             event.project_id.clone(),
             event.id.clone(),
@@ -345,7 +345,7 @@ impl Engine {
     pub async fn publish(
         &self,
         event: Event,
-        webhooks: Vec<Webhook>,
+        webhooks: &[&Webhook],
     ) -> Result<Published, EngineError> {
         publish(&self.core, event, webhooks).await
     }

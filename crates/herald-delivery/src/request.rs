@@ -2,6 +2,8 @@
 //! it with its scheme, add custom and Herald headers, and note which headers hold secrets so the
 //! stored attempt can redact them. Pure: no I/O.
 
+use std::borrow::Cow;
+
 use herald_core::attempt::redact_headers;
 use herald_core::event::Event;
 use herald_core::id::DeliveryId;
@@ -23,7 +25,7 @@ pub struct Prepared {
     /// Shared, not copied, by each send of it.
     pub body: Option<bytes::Bytes>,
     /// Lower-case names of headers whose values must not be stored.
-    pub secret_headers: Vec<String>,
+    pub secret_headers: Vec<Cow<'static, str>>,
 }
 
 impl Prepared {
@@ -100,12 +102,15 @@ pub fn prepare(webhook: &Webhook, event: &Event, t: Try<'_>) -> Result<Prepared,
     })
 }
 
-fn secret_headers(scheme: &SigningScheme) -> Vec<String> {
-    let mut names = vec!["authorization".to_owned(), "proxy-authorization".to_owned()];
+fn secret_headers(scheme: &SigningScheme) -> Vec<Cow<'static, str>> {
+    let mut names = vec![
+        Cow::Borrowed("authorization"),
+        Cow::Borrowed("proxy-authorization"),
+    ];
     match scheme {
-        SigningScheme::StandardWebhooks => names.push("webhook-signature".into()),
+        SigningScheme::StandardWebhooks => names.push(Cow::Borrowed("webhook-signature")),
         SigningScheme::HmacSha256 { header, .. } | SigningScheme::SecretHeader { header } => {
-            names.push(header.to_ascii_lowercase());
+            names.push(Cow::Owned(header.to_ascii_lowercase()));
         }
         SigningScheme::JwtHs256 | SigningScheme::None => {}
     }

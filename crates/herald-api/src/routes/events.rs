@@ -175,12 +175,11 @@ pub async fn publish(
             ))
         })
         .await?;
-    let matching = active
+    let matching: Vec<_> = active
         .iter()
         .filter(|w| w.filter.matches(&event.event_type))
-        .cloned()
         .collect();
-    match state.engine.publish(event.clone(), matching).await? {
+    match state.engine.publish(event.clone(), &matching).await? {
         Published::Created => {
             tracing::debug!(event_id = event.id.as_str(), "published");
             Ok((StatusCode::ACCEPTED, Json(EventView::from(event))).into_response())
