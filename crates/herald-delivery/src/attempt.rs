@@ -19,7 +19,7 @@ use herald_store::{AttemptRecord, OutOfOrderRule, StatusChange};
 use crate::cache::WebhookEntry;
 use crate::dispatcher::Job;
 use crate::engine::Core;
-use crate::request::{Try, prepare};
+use crate::request::{Try, prepare_outbound};
 use crate::send::Outcome;
 
 /// Runs a scheduled attempt from a lane.
@@ -74,7 +74,7 @@ pub(crate) async fn try_once(
         .last
         .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner);
-    let prepared = prepare(
+    let prepared = prepare_outbound(
         webhook,
         &job.event,
         Try {

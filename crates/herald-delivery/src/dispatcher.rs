@@ -9,19 +9,19 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use herald_core::delivery::Delivery;
-use herald_core::event::Event;
 use herald_core::id::{DeliveryId, WebhookId};
 use herald_core::time::Timestamp;
 use tokio::sync::Semaphore;
 use tokio_util::task::TaskTracker;
 
 use crate::engine::Core;
+use crate::request::Outbound;
 
 /// A leased delivery, ready to send.
 #[derive(Clone, Debug)]
 pub(crate) struct Job {
     pub delivery: Delivery,
-    pub event: Arc<Event>,
+    pub event: Arc<Outbound>,
     /// When this node's lease on the delivery ends; a job that cannot be sent and recorded
     /// before then is dropped (the delivery is claimed again), never sent twice.
     pub lease_until: Timestamp,
@@ -248,6 +248,8 @@ async fn work(core: Arc<Core>, webhook: WebhookId) {
 
 #[cfg(test)]
 mod tests {
+    use herald_core::event::Event;
+
     use super::*;
 
     fn webhook() -> WebhookId {
@@ -329,7 +331,7 @@ mod tests {
                 hook.clone(),
                 now,
             ),
-            event: Arc::new(event),
+            event: Arc::new(Outbound::new(event)),
             lease_until: now,
         }
     }

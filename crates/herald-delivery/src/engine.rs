@@ -28,6 +28,7 @@ use tokio_util::sync::CancellationToken;
 use crate::cache::WebhookCache;
 use crate::dispatcher::{Dispatcher, Job};
 use crate::guard::DestinationPolicy;
+use crate::request::Outbound;
 use crate::send::Sender;
 use crate::writer::Op;
 
@@ -227,7 +228,7 @@ async fn publish(
     webhooks: &[&Webhook],
 ) -> Result<Published, EngineError> {
     let now = event.created_at;
-    let shared = Arc::new(event.clone());
+    let shared = Arc::new(Outbound::new(event.clone()));
     let mut deliveries = Vec::with_capacity(webhooks.len());
     let mut jobs = Vec::new();
     let mut reservations = Vec::new();
@@ -435,7 +436,7 @@ impl Engine {
         };
         let job = Job {
             delivery,
-            event: Arc::new(event),
+            event: Arc::new(Outbound::new(event)),
             lease_until: lease.until,
         };
         let (attempt, _) = crate::attempt::try_once(core, &entry, &job, trigger).await;

@@ -10,6 +10,7 @@ use herald_store::Lease;
 
 use crate::dispatcher::Job;
 use crate::engine::Core;
+use crate::request::Outbound;
 
 pub(crate) async fn run(core: Arc<Core>) {
     loop {
@@ -87,7 +88,7 @@ async fn claim_for(
         .into_iter()
         .map(|c| Job {
             delivery: c.delivery,
-            event: Arc::new(c.event),
+            event: Arc::new(Outbound::new(c.event)),
             lease_until: lease.until,
         })
         .collect();

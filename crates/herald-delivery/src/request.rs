@@ -3,16 +3,19 @@
 //! stored attempt can redact them. Pure: no I/O.
 
 use std::borrow::Cow;
+use std::mem::Discriminant;
+use std::sync::{Arc, Mutex};
 
 use herald_core::attempt::redact_headers;
 use herald_core::event::Event;
 use herald_core::id::DeliveryId;
 use herald_core::payload::{DeliveryContext, query_params, render};
 use herald_core::secret::SigningSecret;
-use herald_core::shape::SigningScheme;
+use herald_core::shape::{Format, SigningScheme};
 use herald_core::signing::{SigningError, SigningKeys, sign};
 use herald_core::time::Timestamp;
 use herald_core::webhook::{HttpMethod, Webhook};
+use serde_json::Value;
 
 pub const USER_AGENT: &str = concat!("Herald/", env!("CARGO_PKG_VERSION"));
 
@@ -47,8 +50,74 @@ pub struct Try<'a> {
     pub account_secret: Option<&'a SigningSecret>,
 }
 
-pub fn prepare(webhook: &Webhook, event: &Event, t: Try<'_>) -> Result<Prepared, SigningError> {
-    let ctx = DeliveryContext {
+/// An event on its way to its webhooks, with the bodies rendered for it so far. Formats whose
+/// body depends only on the event and the webhook's custom data (standard, event-data, raw) are
+/// rendered once and shared by every webhook with the same format and custom data: at fan-out
+/// 10, rendering and encoding were a third of the time spent preparing requests.
+#[derive(Debug)]
+pub struct Outbound {
+    pub event: Event,
+    rendered: Mutex<Vec<Rendered>>,
+}
+
+#[derive(Debug)]
+struct Rendered {
+    format: Discriminant<Format>,
+    custom_data: serde_json::Map<String, Value>,
+    payload: Arc<Value>,
+    body: bytes::Bytes,
+}
+
+impl Outbound {
+    pub fn new(event: Event) -> Self {
+        Self {
+            event,
+            rendered: Mutex::new(Vec::new()),
+        }
+    }
+
+    /// The payload and its JSON for this webhook, rendered now or by an earlier webhook with
+    /// the same format and custom data; `None` if the body depends on more (the attempt, the
+    /// webhook, the time).
+    fn shared_body(&self, webhook: &Webhook, t: &Try<'_>) -> Option<(Arc<Value>, bytes::Bytes)> {
+        let format = &webhook.shape.format;
+        if !matches!(format, Format::Standard | Format::EventData | Format::Raw) {
+            return None;
+        }
+        let key = std::mem::discriminant(format);
+        let custom_data = webhook.custom_data.as_map();
+        let mut rendered = self
+            .rendered
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(r) = rendered
+            .iter()
+            .find(|r| r.format == key && r.custom_data == *custom_data)
+        {
+            return Some((r.payload.clone(), r.body.clone()));
+        }
+        let payload = Arc::new(render(&context(webhook, &self.event, t)));
+        let body = encode(&payload);
+        rendered.push(Rendered {
+            format: key,
+            custom_data: custom_data.clone(),
+            payload: payload.clone(),
+            body: body.clone(),
+        });
+        Some((payload, body))
+    }
+}
+
+impl std::ops::Deref for Outbound {
+    type Target = Event;
+
+    fn deref(&self) -> &Event {
+        &self.event
+    }
+}
+
+fn context<'a>(webhook: &'a Webhook, event: &'a Event, t: &Try<'a>) -> DeliveryContext<'a> {
+    DeliveryContext {
         event,
         webhook,
         delivery_id: t.delivery_id,
@@ -57,15 +126,48 @@ pub fn prepare(webhook: &Webhook, event: &Event, t: Try<'_>) -> Result<Prepared,
         last_success_at: t.last_success_at,
         last_failure_at: t.last_failure_at,
         api_url: t.api_url,
+    }
+}
+
+fn encode(payload: &Value) -> bytes::Bytes {
+    bytes::Bytes::from(serde_json::to_vec(payload).unwrap_or_default())
+}
+
+/// The request for one attempt of `event`, rendered for this webhook alone.
+pub fn prepare(webhook: &Webhook, event: &Event, t: Try<'_>) -> Result<Prepared, SigningError> {
+    let payload = render(&context(webhook, event, &t));
+    let body = match webhook.method {
+        HttpMethod::Post => Some(encode(&payload)),
+        HttpMethod::Get => None,
     };
-    let payload = render(&ctx);
+    finish(webhook, &payload, body, t)
+}
+
+/// [`prepare`], sharing the rendered body with the event's other webhooks where it can.
+pub fn prepare_outbound(
+    webhook: &Webhook,
+    outbound: &Outbound,
+    t: Try<'_>,
+) -> Result<Prepared, SigningError> {
+    match outbound.shared_body(webhook, &t) {
+        Some((payload, body)) => finish(webhook, &payload, Some(body), t),
+        None => prepare(webhook, &outbound.event, t),
+    }
+}
+
+/// Signs the rendered payload and adds the headers; `body` is its JSON (ignored for GET, whose
+/// payload goes in the query).
+fn finish(
+    webhook: &Webhook,
+    payload: &Value,
+    body: Option<bytes::Bytes>,
+    t: Try<'_>,
+) -> Result<Prepared, SigningError> {
     let mut url = webhook.url.url().clone();
     let body = match webhook.method {
-        HttpMethod::Post => Some(bytes::Bytes::from(
-            serde_json::to_vec(&payload).unwrap_or_default(),
-        )),
+        HttpMethod::Post => body,
         HttpMethod::Get => {
-            url.query_pairs_mut().extend_pairs(query_params(&payload));
+            url.query_pairs_mut().extend_pairs(query_params(payload));
             None
         }
     };
@@ -81,7 +183,7 @@ pub fn prepare(webhook: &Webhook, event: &Event, t: Try<'_>) -> Result<Prepared,
         &keys,
         t.delivery_id.as_str(),
         t.now.timestamp(),
-        &payload,
+        payload,
         body.as_deref().unwrap_or_default(),
     )?;
     let mut headers: Vec<(String, String)> = Vec::with_capacity(8 + webhook.headers.as_map().len());
@@ -197,6 +299,57 @@ mod tests {
             .find(|(k, _)| k.eq_ignore_ascii_case(name))
             .map(|(_, v)| v)
             .unwrap()
+    }
+
+    fn body(prepared: &Prepared) -> Value {
+        serde_json::from_slice(prepared.body.as_deref().unwrap()).unwrap()
+    }
+
+    #[test]
+    fn a_body_is_shared_only_by_webhooks_it_is_the_same_for() {
+        let (plain, event) = rotated(Preset::Standard);
+        let mut same = plain.clone();
+        same.id = WebhookId::new();
+        let mut with_data = plain.clone();
+        with_data.custom_data = CustomData::parse(json!({"tenant": "t1"})).unwrap();
+        let mut other_format = plain.clone();
+        other_format.shape = Shape::resolve(None, Some(Format::Cloudshare), None);
+        let outbound = Outbound::new(event.clone());
+        for attempt in [1, 2] {
+            for webhook in [&plain, &same, &with_data, &other_format] {
+                let id = DeliveryId::new();
+                let t = Try {
+                    delivery_id: &id,
+                    attempt,
+                    now: from_millis(T0 + 1_000),
+                    last_success_at: None,
+                    last_failure_at: None,
+                    api_url: "http://127.0.0.1/v1/",
+                    account_secret: None,
+                };
+                let shared = prepare_outbound(webhook, &outbound, t).unwrap();
+                let alone = prepare(webhook, &event, t).unwrap();
+                assert_eq!(body(&shared), body(&alone), "{:?}", webhook.shape.format);
+                assert_eq!(
+                    shared.headers, alone.headers,
+                    "same signature, same headers"
+                );
+            }
+        }
+        // One body without custom data, one with; CloudShare's carries the attempt: not shared.
+        assert_eq!(outbound.rendered.lock().unwrap().len(), 2);
+        let id = DeliveryId::new();
+        let t = Try {
+            delivery_id: &id,
+            attempt: 1,
+            now: from_millis(T0),
+            last_success_at: None,
+            last_failure_at: None,
+            api_url: "",
+            account_secret: None,
+        };
+        let tenant = body(&prepare_outbound(&with_data, &outbound, t).unwrap());
+        assert_eq!(tenant["data"], json!({"n": 1, "tenant": "t1"}));
     }
 
     #[test]
