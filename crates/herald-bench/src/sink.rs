@@ -146,7 +146,9 @@ fn parse(buf: &[u8]) -> Result<Option<Head>, ()> {
     }))
 }
 
-/// The `date` header's value, formatted once per second as servers do.
+/// The `date` header's value, formatted once per second as servers do (second 0, the epoch,
+/// is never now: the first call formats).
+#[derive(Default)]
 struct Clock {
     second: u64,
     value: String,
@@ -158,7 +160,7 @@ impl Clock {
         let second = now
             .duration_since(SystemTime::UNIX_EPOCH)
             .map_or(0, |d| d.as_secs());
-        if second != self.second || self.value.is_empty() {
+        if second != self.second {
             self.second = second;
             self.value = httpdate::fmt_http_date(now);
         }
@@ -169,10 +171,7 @@ impl Clock {
 async fn serve(mut stream: TcpStream, sink: &Sink) -> std::io::Result<()> {
     let mut buf: Vec<u8> = Vec::with_capacity(8 * 1024);
     let mut start = 0;
-    let mut clock = Clock {
-        second: 0,
-        value: String::new(),
-    };
+    let mut clock = Clock::default();
     let mut response = Vec::with_capacity(128);
     loop {
         match parse(&buf[start..]) {
