@@ -47,6 +47,7 @@ use serde_json::{Value, json};
 use crate::fresh_database::FreshDatabase;
 use crate::sink::Sink;
 
+mod commit;
 mod fresh_database;
 mod sink;
 mod soak;
@@ -59,6 +60,7 @@ enum Scenario {
     Hanging,
     Soak,
     Raw,
+    Commit,
 }
 
 #[derive(Debug, Parser)]
@@ -102,6 +104,13 @@ struct Args {
     /// Runs of the scenario, each on a fresh Herald; the summary gives the median of each figure.
     #[arg(long, default_value_t = 1)]
     runs: usize,
+    /// Group commits to time (commit).
+    #[arg(long, default_value_t = 400)]
+    commits: usize,
+    /// Publishes per group commit (commit): 60 is what the writer gathered at fan-out 10 and
+    /// 128 publishers in the sixth session's timing.
+    #[arg(long, default_value_t = 60)]
+    events_per_commit: u64,
     /// Simulated days to run (soak).
     #[arg(long, default_value_t = 6)]
     days: u32,
@@ -447,6 +456,14 @@ async fn main() -> anyhow::Result<()> {
         }
         return soak::run(args.days, args.per_hour, args.retention_days).await;
     }
+    if let Scenario::Commit = args.scenario {
+        if args.database_url.is_some() {
+            bail!(
+                "the commit scenario drives the SQLite store directly; --database-url does not apply"
+            );
+        }
+        return commit::run(args.commits, args.fanout, args.events_per_commit).await;
+    }
     let mut results = Vec::new();
     for i in 1..=args.runs.max(1) {
         let database = match &args.database_url {
@@ -596,7 +613,9 @@ async fn run(args: &Args, database_url: Option<&str>) -> anyhow::Result<Value> {
                 before,
             )
         }
-        Scenario::Soak | Scenario::Raw => unreachable!("handled before Herald starts"),
+        Scenario::Soak | Scenario::Raw | Scenario::Commit => {
+            unreachable!("handled before Herald starts")
+        }
     };
     let _ = herald.child.start_kill();
     let _ = herald.child.wait().await;

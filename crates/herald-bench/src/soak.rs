@@ -64,26 +64,7 @@ pub async fn run(days: u32, per_hour: u64, retention_days: u32) -> anyhow::Resul
             updated_at: start,
         })
         .await?;
-    let webhook = Webhook {
-        id: WebhookId::new(),
-        project_id: project.id.clone(),
-        name: "soak".into(),
-        description: None,
-        url: TargetUrl::parse("https://hooks.example.com/herald/events", false)?,
-        method: HttpMethod::Post,
-        filter: EventFilter::parse(None)?,
-        headers: CustomHeaders::default(),
-        custom_data: CustomData::default(),
-        shape: Shape::resolve(None, None, None),
-        timeout: Timeout::default(),
-        retry_policy: None,
-        status: WebhookStatus::Active,
-        status_reason: None,
-        secret: SigningSecret::generate(),
-        previous_secret: None,
-        created_at: start,
-        updated_at: start,
-    };
+    let webhook = bench_webhook(&project, "soak", start)?;
     store.create_webhook(&webhook).await?;
 
     let per_commit = GROUP_COMMIT / 2;
@@ -105,9 +86,10 @@ pub async fn run(days: u32, per_hour: u64, retention_days: u32) -> anyhow::Resul
                 for k in n..n + count {
                     let at_ms = hour_start + (k as i64) * HOUR_MS / per_hour as i64;
                     last = at_ms;
-                    let (publish, record) = delivered_event(&webhook, &event_type, k, at_ms)?;
+                    let (publish, record) =
+                        delivered_event(std::slice::from_ref(&webhook), &event_type, k, at_ms)?;
                     publishes.push(publish);
-                    records.push(record);
+                    records.extend(record);
                 }
                 store
                     .commit(&publishes, &pending_records, time::from_millis(last))
@@ -193,18 +175,48 @@ pub async fn run(days: u32, per_hour: u64, retention_days: u32) -> anyhow::Resul
     Ok(())
 }
 
-/// One event with its delivery (leased to this node, as a publish whose lane has room), and
-/// the record of its one successful attempt, as the engine would build them at `at_ms`.
-fn delivered_event(
-    webhook: &Webhook,
+/// An active webhook with the server's defaults, as the API would create it.
+pub(crate) fn bench_webhook(
+    project: &Project,
+    name: &str,
+    at: Timestamp,
+) -> anyhow::Result<Webhook> {
+    Ok(Webhook {
+        id: WebhookId::new(),
+        project_id: project.id.clone(),
+        name: name.into(),
+        description: None,
+        url: TargetUrl::parse("https://hooks.example.com/herald/events", false)?,
+        method: HttpMethod::Post,
+        filter: EventFilter::parse(None)?,
+        headers: CustomHeaders::default(),
+        custom_data: CustomData::default(),
+        shape: Shape::resolve(None, None, None),
+        timeout: Timeout::default(),
+        retry_policy: None,
+        status: WebhookStatus::Active,
+        status_reason: None,
+        secret: SigningSecret::generate(),
+        previous_secret: None,
+        created_at: at,
+        updated_at: at,
+    })
+}
+
+/// One event with a delivery to each webhook (leased to this node, as a publish whose lanes
+/// have room), and the records of their one successful attempt each, as the engine would build
+/// them at `at_ms`. The webhooks share a project.
+pub(crate) fn delivered_event(
+    webhooks: &[Webhook],
     event_type: &EventTypeName,
     n: u64,
     at_ms: i64,
-) -> anyhow::Result<(NewPublish, AttemptRecord)> {
+) -> anyhow::Result<(NewPublish, Vec<AttemptRecord>)> {
+    let project_id = &webhooks.first().context("at least one webhook")?.project_id;
     let created = time::from_millis(at_ms);
     let event = Event {
         id: EventId::generate(),
-        project_id: webhook.project_id.clone(),
+        project_id: project_id.clone(),
         event_type: event_type.clone(),
         occurred_at: time::from_millis(at_ms - 40),
         data: json!({"environmentId": format!("env-{}", n % 5000), "reason": "idle", "n": n}),
@@ -214,14 +226,34 @@ fn delivered_event(
         }),
         created_at: created,
     };
-    let delivery = Delivery::new(
-        webhook.project_id.clone(),
-        event.id.clone(),
-        webhook.id.clone(),
-        created,
-    );
+    let mut deliveries = Vec::with_capacity(webhooks.len());
+    let mut records = Vec::with_capacity(webhooks.len());
+    for webhook in webhooks {
+        let delivery = Delivery::new(
+            project_id.clone(),
+            event.id.clone(),
+            webhook.id.clone(),
+            created,
+        );
+        records.push(attempt_record(webhook, &event, &delivery, at_ms)?);
+        let lease = Lease {
+            owner: NODE.into(),
+            until: time::from_millis(at_ms + 300_000),
+        };
+        deliveries.push((delivery, Some(lease)));
+    }
+    Ok((NewPublish { event, deliveries }, records))
+}
+
+/// The record of one successful attempt of `delivery`, sent 2 ms after `at_ms`.
+fn attempt_record(
+    webhook: &Webhook,
+    event: &Event,
+    delivery: &Delivery,
+    at_ms: i64,
+) -> anyhow::Result<AttemptRecord> {
     let sent_at = time::from_millis(at_ms + 2);
-    let request = request_headers(webhook, &event, &delivery, sent_at)?;
+    let request = request_headers(webhook, event, delivery, sent_at)?;
     let attempt = Attempt {
         id: AttemptId::new(),
         delivery_id: delivery.id.clone(),
@@ -251,18 +283,11 @@ fn delivered_event(
         error: None,
         succeeded: true,
     };
-    let record = AttemptRecord::settling(attempt, NODE.into(), event.id.clone());
-    let publish = NewPublish {
-        event,
-        deliveries: vec![(
-            delivery,
-            Some(Lease {
-                owner: NODE.into(),
-                until: time::from_millis(at_ms + 300_000),
-            }),
-        )],
-    };
-    Ok((publish, record))
+    Ok(AttemptRecord::settling(
+        attempt,
+        NODE.into(),
+        event.id.clone(),
+    ))
 }
 
 /// The request headers as the engine stores them: built by its own `request::prepare`, secrets

@@ -37,6 +37,12 @@ impl PostgresStore {
         Ok(self.pool.acquire().await?)
     }
 
+    /// The same as [`Self::writer`]: PostgreSQL keeps checking foreign keys in the group commit
+    /// (only a superuser could switch that off, and its look-ups are not the limit there).
+    async fn commit_writer(&self) -> StoreResult<sqlx::pool::PoolConnection<sqlx::Postgres>> {
+        self.writer().await
+    }
+
     fn reader(&self) -> &PgPool {
         &self.pool
     }

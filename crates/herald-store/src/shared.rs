@@ -1,7 +1,7 @@
 // The SQL both backends run, written once.
 //
 // This file is `include!`d into `sqlite.rs` and `postgres.rs`, each of which defines `Db` (the
-// sqlx database), `ThisStore` (its store type, with `writer()` and `reader()` pools) and
+// sqlx database), `ThisStore` (its store type, with `writer()`, `commit_writer()` and `reader()`) and
 // `BACKEND`. Every statement here is valid on both: `$N` placeholders (sqlx's SQLite driver
 // accepts them too), `ON CONFLICT`, `RETURNING`, row-value comparisons for pagination.
 // Backend-specific work (pragmas, pools, migrations, and later lease claims) stays in the
@@ -654,16 +654,19 @@ impl Store for ThisStore {
     ) -> StoreResult<Committed> {
         // Few statements per batch whatever its size: on SQLite every statement is a round trip
         // to the connection's thread, and the writer is the one serial step of the engine.
-        let mut writer = self.writer().await?;
+        // Every insert below guards its own references (WHERE EXISTS): see `commit_writer`.
+        let mut writer = self.commit_writer().await?;
         let mut tx = sqlx::Connection::begin(&mut *writer).await?;
         let mut committed = Committed::default();
 
-        // Events: one multi-row insert per chunk; RETURNING says which were new.
+        // Events: one multi-row insert per chunk; RETURNING says which were new. An event of a
+        // project deleted since it was matched is not inserted, and fails the batch below.
         // Ids the inserts created, by project: looked up below without allocating.
         let mut inserted: HashMap<String, HashSet<String>> = HashMap::new();
         for chunk in publishes.chunks(1000) {
             let mut insert = sqlx::QueryBuilder::<Db>::new(
-                "INSERT INTO events (project_id, id, event_type, occurred_at, data, actor_id, actor_email, created_at) ",
+                "INSERT INTO events (project_id, id, event_type, occurred_at, data, actor_id, actor_email, created_at) \
+                 SELECT v.column1, v.column2, v.column3, v.column4, v.column5, v.column6, v.column7, v.column8 FROM (",
             );
             insert.push_values(chunk, |mut row, p| {
                 let e = &p.event;
@@ -677,7 +680,10 @@ impl Store for ThisStore {
                     .push_bind(actor.and_then(|a| a.email.clone()))
                     .push_bind(ms(&e.created_at));
             });
-            insert.push(" ON CONFLICT (project_id, id) DO NOTHING RETURNING project_id, id");
+            insert.push(
+                ") AS v WHERE EXISTS (SELECT 1 FROM projects p WHERE p.id = v.column1) \
+                 ON CONFLICT (project_id, id) DO NOTHING RETURNING project_id, id",
+            );
             let rows: Vec<(String, String)> = insert
                 .build_query_as()
                 .fetch_all(&mut *tx)
@@ -702,8 +708,9 @@ impl Store for ThisStore {
                 )
                 .bind(e.project_id.as_str())
                 .bind(e.id.as_str())
-                .fetch_one(&mut *tx)
-                .await?;
+                .fetch_optional(&mut *tx)
+                .await?
+                .ok_or(StoreError::NotFound { entity: "project" })?;
                 committed.published.push(Published::Duplicate(Box::new(Event::try_from(row)?)));
                 continue;
             }

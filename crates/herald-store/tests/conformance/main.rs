@@ -532,6 +532,16 @@ async fn publishing(store: &dyn Store) {
         store.delete_project(&p.id).await,
         Err(StoreError::NotFound { .. })
     ));
+    // A publish into a project deleted since it was resolved stores nothing.
+    let late = event(&p.id, "late", "environment.created", 50);
+    assert!(matches!(
+        store.publish(&late, &[]).await,
+        Err(StoreError::NotFound { entity: "project" })
+    ));
+    assert!(matches!(
+        store.event(&p.id, &late.id).await,
+        Err(StoreError::NotFound { .. })
+    ));
 }
 
 fn attempt(d: &Delivery, number: u32, ms: i64, ok: bool) -> Attempt {
