@@ -37,6 +37,11 @@ impl PostgresStore {
         Ok(self.pool.acquire().await?)
     }
 
+    /// The same as [`Self::writer`] (see the SQLite store's).
+    async fn lease_writer(&self) -> StoreResult<sqlx::pool::PoolConnection<sqlx::Postgres>> {
+        self.writer().await
+    }
+
     /// The same as [`Self::writer`]: PostgreSQL keeps checking foreign keys in the group commit
     /// (only a superuser could switch that off, and its look-ups are not the limit there).
     async fn commit_writer(&self) -> StoreResult<sqlx::pool::PoolConnection<sqlx::Postgres>> {

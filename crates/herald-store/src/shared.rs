@@ -1,7 +1,8 @@
 // The SQL both backends run, written once.
 //
 // This file is `include!`d into `sqlite.rs` and `postgres.rs`, each of which defines `Db` (the
-// sqlx database), `ThisStore` (its store type, with `writer()`, `commit_writer()` and `reader()`) and
+// sqlx database), `ThisStore` (its store type, with `writer()`, `commit_writer()`,
+// `lease_writer()` and `reader()`) and
 // `BACKEND`. Every statement here is valid on both: `$N` placeholders (sqlx's SQLite driver
 // accepts them too), `ON CONFLICT`, `RETURNING`, row-value comparisons for pagination.
 // Backend-specific work (pragmas, pools, migrations, and later lease claims) stays in the
@@ -842,7 +843,7 @@ impl Store for ThisStore {
             .bind(webhook.as_str())
             .bind(ms(&now))
             .bind(i64::from(limit))
-            .fetch_all(&mut *self.writer().await?)
+            .fetch_all(&mut *self.lease_writer().await?)
             .await?;
         let deliveries: Vec<Delivery> = convert(rows)?;
         let Some(first) = deliveries.first() else {
@@ -858,7 +859,7 @@ impl Store for ThisStore {
             ids.push_bind(d.event_id.as_str());
         }
         select.push(")");
-        let events: Vec<Event> = convert(select.build_query_as::<EventRow>().fetch_all(&mut *self.writer().await?).await?)?;
+        let events: Vec<Event> = convert(select.build_query_as::<EventRow>().fetch_all(&mut *self.lease_writer().await?).await?)?;
         let by_id: HashMap<&str, &Event> = events.iter().map(|e| (e.id.as_str(), e)).collect();
         Ok(deliveries
             .into_iter()
@@ -880,7 +881,7 @@ impl Store for ThisStore {
                 ids.push_bind(id.as_str());
             }
             update.push(")");
-            update.build().execute(&mut *self.writer().await?).await?;
+            update.build().execute(&mut *self.lease_writer().await?).await?;
         }
         Ok(())
     }
@@ -891,7 +892,7 @@ impl Store for ThisStore {
             "UPDATE deliveries SET lease_owner = NULL, lease_expires_at = NULL \
              WHERE status IN ('pending', 'retrying') AND lease_owner IS NOT NULL",
         )
-        .execute(&mut *self.writer().await?)
+        .execute(&mut *self.lease_writer().await?)
         .await?;
         Ok(done.rows_affected())
     }
@@ -902,7 +903,7 @@ impl Store for ThisStore {
              WHERE status IN ('pending', 'retrying') AND lease_owner = $1",
         )
         .bind(owner)
-        .execute(&mut *self.writer().await?)
+        .execute(&mut *self.lease_writer().await?)
         .await?;
         Ok(done.rows_affected())
     }

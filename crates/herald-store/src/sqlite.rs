@@ -10,7 +10,10 @@
 //! says `WHERE EXISTS` for the row it refers to (so that a row deleted meanwhile drops what
 //! refers to it instead of failing the batch), and the enforcement only looked the same rows up
 //! again — three B-tree look-ups per delivery in the engine's one serial step. Every other write
-//! runs with it on, because the schema's `ON DELETE CASCADE`s need it.
+//! runs with it on, because the schema's `ON DELETE CASCADE`s need it — except lease updates,
+//! the frequent writes between commits, which leave the setting as it is: they change only
+//! lease columns, which no foreign key involves, and every switch makes SQLite expire the
+//! connection's prepared statements (the group commit's large ones would be parsed again).
 
 use std::path::Path;
 use std::time::Duration;
@@ -108,6 +111,14 @@ impl SqliteStore {
     /// The writer for the group commit, whose statements guard their own references.
     async fn commit_writer(&self) -> StoreResult<MappedMutexGuard<'_, SqliteConnection>> {
         self.writer_enforcing_keys(false).await
+    }
+
+    /// The writer for statements that change only lease columns: the same whatever the
+    /// foreign-key setting, so it is left as it is.
+    async fn lease_writer(&self) -> StoreResult<MappedMutexGuard<'_, SqliteConnection>> {
+        Ok(MutexGuard::map(self.writer.lock().await, |w| {
+            &mut w.connection
+        }))
     }
 
     async fn writer_enforcing_keys(
