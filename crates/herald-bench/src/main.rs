@@ -71,7 +71,7 @@ struct Args {
     /// Events to publish (fanout, backlog).
     #[arg(long, default_value_t = 20_000)]
     events: u64,
-    /// Webhooks each event goes to (fanout, hanging: the healthy ones).
+    /// Webhooks each event goes to (fanout, commit; hanging: the healthy ones).
     #[arg(long, default_value_t = 1)]
     fanout: u64,
     /// Concurrent publishers.
