@@ -41,6 +41,12 @@ pub struct SqliteStore {
     _lock: Arc<std::fs::File>,
 }
 
+/// Pages of a new database. Twice SQLite's default: the group commit writes half as many WAL
+/// frames (each a `pwrite` of its header and one of the page) and its B-trees are shallower;
+/// `--scenario commit` pairs gave 4–11 % shorter commits and 7 % less CPU per delivery. 16 KiB
+/// gained nothing more (moving cells within larger pages costs as much as it saves).
+pub const PAGE_SIZE: u32 = 8192;
+
 /// The one writing connection and whether it enforces foreign keys (`None`: unknown, when a
 /// switch was cancelled half-way; the next use sets it again).
 #[derive(Debug)]
@@ -70,6 +76,8 @@ impl SqliteStore {
         let base = SqliteConnectOptions::new()
             .filename(path)
             .create_if_missing(true)
+            // For a new database only: an existing one keeps its page size.
+            .page_size(PAGE_SIZE)
             .busy_timeout(Duration::from_secs(10))
             .foreign_keys(true);
         let mut writer = base

@@ -108,3 +108,48 @@ async fn deliveries_and_attempts_survive_the_rebuild_and_still_cascade() {
         .unwrap();
     assert!(by_webhook.items.is_empty());
 }
+
+/// A plain connection with SQLite's defaults, creating the file if needed.
+async fn plain_connection(file: &std::path::Path) -> sqlx::SqliteConnection {
+    SqliteConnectOptions::new()
+        .filename(file)
+        .create_if_missing(true)
+        .connect()
+        .await
+        .unwrap()
+}
+
+async fn page_size(file: &std::path::Path) -> i64 {
+    sqlx::query_scalar("PRAGMA page_size")
+        .fetch_one(&mut plain_connection(file).await)
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn a_new_database_gets_the_larger_pages_and_an_earlier_one_keeps_its_own() {
+    let dir = tempfile::tempdir().unwrap();
+    let new = dir.path().join("new.db");
+    let store = SqliteStore::open(&new).await.unwrap();
+    assert_eq!(
+        page_size(&new).await,
+        i64::from(herald_store::sqlite::PAGE_SIZE)
+    );
+    drop(store);
+
+    // A database an earlier Herald made, with SQLite's default pages, opens and works as it is.
+    let earlier = dir.path().join("earlier.db");
+    sqlx::query("CREATE TABLE t (x INTEGER)")
+        .execute(&mut plain_connection(&earlier).await)
+        .await
+        .unwrap();
+    assert_eq!(page_size(&earlier).await, 4096);
+    let store = SqliteStore::open(&earlier).await.unwrap();
+    let project = herald_core::project::Project::new(
+        herald_core::project::ProjectName::parse("kept").unwrap(),
+        herald_core::time::now(),
+    );
+    store.create_project(&project).await.unwrap();
+    assert_eq!(store.project(&project.id).await.unwrap(), project);
+    assert_eq!(page_size(&earlier).await, 4096);
+}
