@@ -27,6 +27,10 @@ use crate::soak::{bench_webhook, delivered_event};
 const WARM_UP: usize = 20;
 
 pub async fn run(commits: usize, fanout: u64, events_per_commit: u64) -> anyhow::Result<()> {
+    anyhow::ensure!(
+        commits > 0 && events_per_commit > 0,
+        "--commits and --events-per-commit must be at least 1"
+    );
     let dir = tempfile::tempdir()?;
     let store = SqliteStore::open(&dir.path().join("herald.db"))
         .await
@@ -44,9 +48,8 @@ pub async fn run(commits: usize, fanout: u64, events_per_commit: u64) -> anyhow:
 
     let pid = std::process::id().to_string();
     let mut pending = Vec::new();
-    let mut took_ms = Vec::with_capacity(commits);
+    let mut took_us: Vec<u64> = Vec::with_capacity(commits);
     let mut cpu_before = 0.0;
-    let mut timed_deliveries = 0u64;
     let mut n = 0u64;
     for commit in 0..WARM_UP + commits {
         // 25 ms of simulated time per commit, about what one takes at fan-out 10.
@@ -54,9 +57,9 @@ pub async fn run(commits: usize, fanout: u64, events_per_commit: u64) -> anyhow:
         let mut publishes = Vec::with_capacity(events_per_commit as usize);
         let mut records = Vec::new();
         for _ in 0..events_per_commit {
-            let (publish, record) = delivered_event(&webhooks, &event_type, n, at_ms)?;
+            let (publish, settled) = delivered_event(&webhooks, &event_type, n, at_ms)?;
             publishes.push(publish);
-            records.extend(record);
+            records.extend(settled);
             n += 1;
         }
         if commit == WARM_UP {
@@ -67,28 +70,24 @@ pub async fn run(commits: usize, fanout: u64, events_per_commit: u64) -> anyhow:
             .commit(&publishes, &pending, time::from_millis(at_ms))
             .await?;
         if commit >= WARM_UP {
-            took_ms.push(began.elapsed().as_secs_f64() * 1000.0);
-            timed_deliveries += publishes
-                .iter()
-                .map(|p| p.deliveries.len() as u64)
-                .sum::<u64>();
+            took_us.push(began.elapsed().as_micros() as u64);
         }
         pending = records;
     }
     // The CPU includes building the batches (not the store's work); reported as it is.
     let cpu = crate::cpu_seconds(&pid) - cpu_before;
-    took_ms.sort_by(f64::total_cmp);
-    let at = |q: f64| took_ms[((took_ms.len() - 1) as f64 * q) as usize];
-    let per_commit = (timed_deliveries as f64) / (took_ms.len().max(1) as f64);
+    took_us.sort_unstable();
+    let at = |q: f64| crate::percentile(&took_us, q);
+    let per_commit = (events_per_commit * webhooks.len() as u64) as f64;
     let line = json!({
         "scenario": "commit",
-        "commits": took_ms.len(),
+        "commits": took_us.len(),
         "fanout": fanout,
         "events_per_commit": events_per_commit,
         "deliveries_per_commit": per_commit,
-        "commit_ms": {"p50": round3(at(0.5)), "p90": round3(at(0.9)), "max": round3(at(1.0))},
-        "us_per_delivery_p50": round3(at(0.5) * 1000.0 / per_commit.max(1.0)),
-        "cpu_us_per_delivery": round3(cpu * 1e6 / (timed_deliveries.max(1) as f64)),
+        "commit_ms": {"p50": at(0.5), "p90": at(0.9), "max": at(1.0)},
+        "us_per_delivery_p50": round3(at(0.5) * 1000.0 / per_commit),
+        "cpu_us_per_delivery": round3(cpu * 1e6 / (per_commit * commits as f64)),
     });
     println!("{}", serde_json::to_string(&line)?);
     drop(store);

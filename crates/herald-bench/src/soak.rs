@@ -86,10 +86,10 @@ pub async fn run(days: u32, per_hour: u64, retention_days: u32) -> anyhow::Resul
                 for k in n..n + count {
                     let at_ms = hour_start + (k as i64) * HOUR_MS / per_hour as i64;
                     last = at_ms;
-                    let (publish, record) =
+                    let (publish, settled) =
                         delivered_event(std::slice::from_ref(&webhook), &event_type, k, at_ms)?;
                     publishes.push(publish);
-                    records.extend(record);
+                    records.extend(settled);
                 }
                 store
                     .commit(&publishes, &pending_records, time::from_millis(last))
