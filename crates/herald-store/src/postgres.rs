@@ -67,4 +67,8 @@ const WRITER_THREAD: bool = false;
 /// Whether the backend has row locks that concurrent writers must take in one order.
 const ROW_LOCKS: bool = true;
 
+/// SQLite's conflict clause for the group commit's writes (see `sqlite.rs`); PostgreSQL keeps
+/// no statement journal and has no such clause.
+const OR_FAIL: &str = "";
+
 include!("shared.rs");

@@ -65,6 +65,120 @@ fn limit_plus_one(page: &PageRequest) -> i64 {
     i64::from(page.limit) + 1
 }
 
+/// Runs `statements` in order in `tx`, each one built (its rows bound, here) while the database
+/// runs the one before it: on SQLite that is another thread, on PostgreSQL another process, so
+/// the group commit — the engine's one serial step — takes about the longer of the two instead
+/// of their sum.
+async fn execute_overlapped<'q>(
+    tx: &mut sqlx::Transaction<'_, Db>,
+    mut statements: impl Iterator<Item = sqlx::QueryBuilder<'q, Db>>,
+) -> StoreResult<()> {
+    let Some(mut current) = statements.next() else {
+        return Ok(());
+    };
+    loop {
+        // `join!` polls the statement first, which hands it to the database, then builds the
+        // next one while the first runs.
+        let (done, next) = tokio::join!(current.build().execute(&mut **tx), async {
+            statements.next()
+        });
+        done?;
+        match next {
+            Some(statement) => current = statement,
+            None => return Ok(()),
+        }
+    }
+}
+
+/// New deliveries, some leased to this node. A webhook deleted since its deliveries were matched
+/// takes them with it (WHERE EXISTS), rather than failing the batch. Bounded chunks keep each
+/// statement under SQLite's bind-parameter limit; padded ones (see `padded`) are parsed once and
+/// kept prepared.
+fn insert_deliveries<'a>(chunk: &'a [&'a (Delivery, Option<Lease>)]) -> sqlx::QueryBuilder<'a, Db> {
+    let mut insert = sqlx::QueryBuilder::<Db>::new(format!(
+        "INSERT{OR_FAIL} INTO deliveries (id, project_id, event_id, webhook_id, status, attempts, \
+         next_attempt_at, created_at, updated_at, lease_owner, lease_expires_at) \
+         SELECT v.column1, v.column2, v.column3, v.column4, v.column5, v.column6, v.column7, \
+         v.column8, v.column9, v.column10, v.column11 FROM ("
+    ));
+    insert.push_values(padded(chunk), |mut row, pair| {
+        let d = pair.map(|(d, _)| d);
+        let lease = pair.and_then(|(_, lease)| lease.as_ref());
+        row.push_bind(d.map(|d| d.id.as_str()))
+            .push_bind(d.map(|d| d.project_id.as_str()))
+            .push_bind(d.map(|d| d.event_id.as_str()))
+            .push_bind(d.map(|d| d.webhook_id.as_str()))
+            .push_bind(d.map(|d| d.status.as_str()))
+            .push_bind(d.map(|d| i64::from(d.attempts)))
+            .push_bind(d.and_then(|d| d.next_attempt_at.as_ref().map(ms)))
+            .push_bind(d.map(|d| ms(&d.created_at)))
+            .push_bind(d.map(|d| ms(&d.updated_at)))
+            .push_bind(lease.map(|l| l.owner.as_str()))
+            .push_bind(lease.map(|l| ms(&l.until)));
+    });
+    insert.push(") AS v WHERE EXISTS (SELECT 1 FROM webhooks w WHERE w.id = v.column4)");
+    insert
+}
+
+/// Attempts; one whose delivery was deleted while it was being sent is dropped.
+fn insert_attempts(chunk: &[AttemptRecord]) -> sqlx::QueryBuilder<'_, Db> {
+    let mut insert = sqlx::QueryBuilder::<Db>::new(
+        String::from("INSERT")
+            + OR_FAIL
+            + concat!(
+                " INTO attempts (", attempt_columns!(), ") SELECT v.column1, v.column2, v.column3, \
+                 v.column4, v.column5, v.column6, v.column7, v.column8, v.column9, v.column10, v.column11, \
+                 v.column12, v.column13 FROM ("
+            ),
+    );
+    insert.push_values(padded(chunk), |mut row, r| {
+        let a = r.map(|r| &r.attempt);
+        let error = a.and_then(|a| a.error.as_ref());
+        row.push_bind(a.map(|a| a.id.as_str()))
+            .push_bind(a.map(|a| a.delivery_id.as_str()))
+            .push_bind(a.map(|a| a.webhook_id.as_str()))
+            .push_bind(a.map(|a| a.project_id.as_str()))
+            .push_bind(a.map(|a| i64::from(a.number)))
+            .push_bind(a.map(|a| a.trigger.as_str()))
+            .push_bind(a.map(|a| ms(&a.started_at)))
+            .push_bind(a.map(|a| i64::try_from(a.duration_ms).unwrap_or(i64::MAX)))
+            .push_bind(a.map(|a| to_json(&a.request)))
+            .push_bind(a.and_then(|a| a.response.as_ref().map(to_json)))
+            .push_bind(error.map(|e| e.kind.as_str()))
+            .push_bind(error.map(|e| e.message.clone()))
+            .push_bind(a.map(|a| a.succeeded));
+    });
+    insert.push(") AS v WHERE EXISTS (SELECT 1 FROM deliveries d WHERE d.id = v.column2)");
+    insert
+}
+
+/// The deliveries' state after their attempts, while they are still this node's to settle.
+fn settle_deliveries<'a>(chunk: &'a [&'a AttemptRecord]) -> sqlx::QueryBuilder<'a, Db> {
+    let mut update = sqlx::QueryBuilder::<Db>::new(format!(
+        "UPDATE{OR_FAIL} deliveries SET status = v.column2, \
+         attempts = CASE WHEN deliveries.attempts < v.column3 THEN v.column3 ELSE deliveries.attempts END, \
+         next_attempt_at = v.column4, last_attempt_at = v.column5, updated_at = v.column5, \
+         lease_owner = NULL, lease_expires_at = NULL FROM ("
+    ));
+    update.push_values(padded(chunk), |mut row, r| {
+        let r = r.copied();
+        let finished = r.map(|r| ms(&r.attempt.started_at) + i64::try_from(r.attempt.duration_ms).unwrap_or(0));
+        row.push_bind(r.map(|r| r.attempt.delivery_id.as_str()))
+            .push_bind(r.map(|r| r.delivery_status.as_str()))
+            .push_bind(r.map(|r| i64::from(r.attempt.number)))
+            .push_bind(r.and_then(|r| r.next_attempt_at.as_ref().map(ms)))
+            .push_bind(finished)
+            .push_bind(r.map(|r| r.lease_owner.as_str()));
+    });
+    update.push(
+        ") AS v WHERE deliveries.id = v.column1 \
+         AND deliveries.status IN ('pending', 'retrying') \
+         AND (deliveries.lease_owner IS NULL OR deliveries.lease_owner = v.column6)",
+    );
+    update
+}
+
+
 impl ThisStore {
     /// The batch's statistics in one UPDATE for every webhook it touched; webhooks whose
     /// failures crossed their out-of-order thresholds move to `out_of_order`.
@@ -102,8 +216,8 @@ impl ThisStore {
                 lock.push(") ORDER BY webhook_id FOR UPDATE");
                 lock.build().persistent(false).execute(&mut **tx).await?;
             }
-            let mut update = sqlx::QueryBuilder::<Db>::new(
-                "UPDATE webhook_stats SET events = events + v.column2, \
+            let mut update = sqlx::QueryBuilder::<Db>::new(format!(
+                "UPDATE{OR_FAIL} webhook_stats SET events = events + v.column2, \
                  last_event_at = CASE WHEN v.column3 IS NOT NULL AND (last_event_at IS NULL OR last_event_at < v.column3) \
                    THEN v.column3 ELSE last_event_at END, \
                  triggers = triggers + v.column4, successes = successes + v.column5, \
@@ -119,8 +233,8 @@ impl ThisStore {
                    THEN v.column11 ELSE last_failure_at END, \
                  failed_deliveries_in_a_row = CASE WHEN v.column7 THEN v.column13 ELSE failed_deliveries_in_a_row + v.column13 END, \
                  failing_since = CASE WHEN v.column7 THEN v.column14 ELSE COALESCE(failing_since, v.column14) END \
-                 FROM (",
-            );
+                 FROM ("
+            ));
             update.push_values(chunk, |mut row, webhook| {
                 let (events, last_event) = events_per_webhook.get(webhook).copied().map_or((0, None), |(n, at)| (n, Some(at)));
                 let d = deltas.get(webhook).copied().unwrap_or(&none);
@@ -665,10 +779,10 @@ impl Store for ThisStore {
         // Ids the inserts created, by project: looked up below without allocating.
         let mut inserted: HashMap<String, HashSet<String>> = HashMap::new();
         for chunk in publishes.chunks(1000) {
-            let mut insert = sqlx::QueryBuilder::<Db>::new(
-                "INSERT INTO events (project_id, id, event_type, occurred_at, data, actor_id, actor_email, created_at) \
-                 SELECT v.column1, v.column2, v.column3, v.column4, v.column5, v.column6, v.column7, v.column8 FROM (",
-            );
+            let mut insert = sqlx::QueryBuilder::<Db>::new(format!(
+                "INSERT{OR_FAIL} INTO events (project_id, id, event_type, occurred_at, data, actor_id, actor_email, created_at) \
+                 SELECT v.column1, v.column2, v.column3, v.column4, v.column5, v.column6, v.column7, v.column8 FROM ("
+            ));
             insert.push_values(chunk, |mut row, p| {
                 let e = &p.event;
                 let actor = e.actor.as_ref();
@@ -723,88 +837,15 @@ impl Store for ThisStore {
             }
             committed.published.push(Published::Created);
         }
-        // A webhook deleted since its deliveries were matched takes them with it (WHERE EXISTS),
-        // rather than failing the batch. Bounded chunks keep each statement under SQLite's
-        // bind-parameter limit; padded ones (see `padded`) are parsed once and kept prepared.
-        for chunk in new_deliveries.chunks(PADDED_CHUNK) {
-            let mut insert = sqlx::QueryBuilder::<Db>::new(
-                "INSERT INTO deliveries (id, project_id, event_id, webhook_id, status, attempts, \
-                 next_attempt_at, created_at, updated_at, lease_owner, lease_expires_at) \
-                 SELECT v.column1, v.column2, v.column3, v.column4, v.column5, v.column6, v.column7, \
-                 v.column8, v.column9, v.column10, v.column11 FROM (",
-            );
-            insert.push_values(padded(chunk), |mut row, pair| {
-                let d = pair.map(|(d, _)| d);
-                let lease = pair.and_then(|(_, lease)| lease.as_ref());
-                row.push_bind(d.map(|d| d.id.as_str()))
-                    .push_bind(d.map(|d| d.project_id.as_str()))
-                    .push_bind(d.map(|d| d.event_id.as_str()))
-                    .push_bind(d.map(|d| d.webhook_id.as_str()))
-                    .push_bind(d.map(|d| d.status.as_str()))
-                    .push_bind(d.map(|d| i64::from(d.attempts)))
-                    .push_bind(d.and_then(|d| d.next_attempt_at.as_ref().map(ms)))
-                    .push_bind(d.map(|d| ms(&d.created_at)))
-                    .push_bind(d.map(|d| ms(&d.updated_at)))
-                    .push_bind(lease.map(|l| l.owner.as_str()))
-                    .push_bind(lease.map(|l| ms(&l.until)));
-            });
-            insert.push(") AS v WHERE EXISTS (SELECT 1 FROM webhooks w WHERE w.id = v.column4)");
-            insert.build().execute(&mut *tx).await?;
-        }
-        // Likewise an attempt whose delivery was deleted while it was being sent is dropped.
-        for chunk in records.chunks(PADDED_CHUNK) {
-            let mut insert = sqlx::QueryBuilder::<Db>::new(concat!(
-                "INSERT INTO attempts (", attempt_columns!(), ") SELECT v.column1, v.column2, v.column3, \
-                 v.column4, v.column5, v.column6, v.column7, v.column8, v.column9, v.column10, v.column11, \
-                 v.column12, v.column13 FROM ("
-            ));
-            insert.push_values(padded(chunk), |mut row, r| {
-                let a = r.map(|r| &r.attempt);
-                let error = a.and_then(|a| a.error.as_ref());
-                row.push_bind(a.map(|a| a.id.as_str()))
-                    .push_bind(a.map(|a| a.delivery_id.as_str()))
-                    .push_bind(a.map(|a| a.webhook_id.as_str()))
-                    .push_bind(a.map(|a| a.project_id.as_str()))
-                    .push_bind(a.map(|a| i64::from(a.number)))
-                    .push_bind(a.map(|a| a.trigger.as_str()))
-                    .push_bind(a.map(|a| ms(&a.started_at)))
-                    .push_bind(a.map(|a| i64::try_from(a.duration_ms).unwrap_or(i64::MAX)))
-                    .push_bind(a.map(|a| to_json(&a.request)))
-                    .push_bind(a.and_then(|a| a.response.as_ref().map(to_json)))
-                    .push_bind(error.map(|e| e.kind.as_str()))
-                    .push_bind(error.map(|e| e.message.clone()))
-                    .push_bind(a.map(|a| a.succeeded));
-            });
-            insert.push(") AS v WHERE EXISTS (SELECT 1 FROM deliveries d WHERE d.id = v.column2)");
-            insert.build().execute(&mut *tx).await?;
-        }
         // Rows in delivery id order, for the same lock-order reason as the statistics below.
         let mut by_delivery: Vec<&AttemptRecord> = records.iter().collect();
         by_delivery.sort_by(|a, b| a.attempt.delivery_id.cmp(&b.attempt.delivery_id));
-        for chunk in by_delivery.chunks(PADDED_CHUNK) {
-            let mut update = sqlx::QueryBuilder::<Db>::new(
-                "UPDATE deliveries SET status = v.column2, \
-                 attempts = CASE WHEN deliveries.attempts < v.column3 THEN v.column3 ELSE deliveries.attempts END, \
-                 next_attempt_at = v.column4, last_attempt_at = v.column5, updated_at = v.column5, \
-                 lease_owner = NULL, lease_expires_at = NULL FROM (",
-            );
-            update.push_values(padded(chunk), |mut row, r| {
-                let r = r.copied();
-                let finished = r.map(|r| ms(&r.attempt.started_at) + i64::try_from(r.attempt.duration_ms).unwrap_or(0));
-                row.push_bind(r.map(|r| r.attempt.delivery_id.as_str()))
-                    .push_bind(r.map(|r| r.delivery_status.as_str()))
-                    .push_bind(r.map(|r| i64::from(r.attempt.number)))
-                    .push_bind(r.and_then(|r| r.next_attempt_at.as_ref().map(ms)))
-                    .push_bind(finished)
-                    .push_bind(r.map(|r| r.lease_owner.as_str()));
-            });
-            update.push(
-                ") AS v WHERE deliveries.id = v.column1 \
-                 AND deliveries.status IN ('pending', 'retrying') \
-                 AND (deliveries.lease_owner IS NULL OR deliveries.lease_owner = v.column6)",
-            );
-            update.build().execute(&mut *tx).await?;
-        }
+        let statements = new_deliveries
+            .chunks(PADDED_CHUNK)
+            .map(insert_deliveries)
+            .chain(records.chunks(PADDED_CHUNK).map(insert_attempts))
+            .chain(by_delivery.chunks(PADDED_CHUNK).map(settle_deliveries));
+        execute_overlapped(&mut tx, statements).await?;
         for r in records {
             let Some(change) = &r.webhook_change else { continue };
             let mut update = sqlx::QueryBuilder::<Db>::new("UPDATE webhooks SET status = ");

@@ -167,4 +167,10 @@ const WRITER_THREAD: bool = true;
 /// Whether the backend has row locks that concurrent writers must take in one order.
 const ROW_LOCKS: bool = false;
 
+/// The group commit's multi-row writes say `OR FAIL`: a constraint broken half-way stops the
+/// statement without undoing its earlier rows, so SQLite keeps no statement journal for them
+/// (with the default, `ABORT`, every such statement copies each page it first changes into
+/// one). Nothing is left half-done: any error fails the commit, whose transaction rolls back.
+const OR_FAIL: &str = " OR FAIL";
+
 include!("shared.rs");
