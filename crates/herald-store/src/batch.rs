@@ -4,13 +4,13 @@
 
 use std::collections::BTreeMap;
 
-use herald_core::id::WebhookId;
-
 use crate::{AttemptRecord, OutOfOrderRule};
 
-/// One webhook's statistics change from one batch, in the order its attempts finished.
+/// One webhook's statistics change from one batch, in the order its attempts finished; it
+/// borrows the attempts' ids from the batch (the fold runs on the group commit's serial step,
+/// where a copy per attempt showed).
 #[derive(Debug, Default, PartialEq, Eq)]
-pub(crate) struct StatsDelta {
+pub(crate) struct StatsDelta<'a> {
     pub triggers: i64,
     pub successes: i64,
     pub failures: i64,
@@ -22,20 +22,20 @@ pub(crate) struct StatsDelta {
     pub exhausted_after: i64,
     /// The first failure after the batch's last success, in ms.
     pub failing_since: Option<i64>,
-    pub last_success: Option<(i64, String)>,
-    pub last_failure: Option<(i64, String)>,
+    pub last_success: Option<(i64, &'a str)>,
+    pub last_failure: Option<(i64, &'a str)>,
     pub rule: Option<OutOfOrderRule>,
 }
 
-/// Folds records (in order) into one delta per webhook.
+/// Folds records (in order) into one delta per webhook, by webhook id.
 pub(crate) fn fold<'a>(
     records: impl IntoIterator<Item = &'a AttemptRecord>,
-) -> BTreeMap<WebhookId, StatsDelta> {
-    let mut out: BTreeMap<WebhookId, StatsDelta> = BTreeMap::new();
+) -> BTreeMap<&'a str, StatsDelta<'a>> {
+    let mut out: BTreeMap<&str, StatsDelta> = BTreeMap::new();
     for r in records {
         let a = &r.attempt;
         let at = a.started_at.timestamp_millis();
-        let d = out.entry(a.webhook_id.clone()).or_default();
+        let d = out.entry(a.webhook_id.as_str()).or_default();
         d.triggers += 1;
         if a.succeeded {
             d.successes += 1;
@@ -43,12 +43,12 @@ pub(crate) fn fold<'a>(
             d.failures_after = 0;
             d.exhausted_after = 0;
             d.failing_since = None;
-            d.last_success = Some((at, a.id.to_string()));
+            d.last_success = Some((at, a.id.as_str()));
         } else {
             d.failures += 1;
             d.failures_after += 1;
             d.failing_since.get_or_insert(at);
-            d.last_failure = Some((at, a.id.to_string()));
+            d.last_failure = Some((at, a.id.as_str()));
             if r.delivery_exhausted {
                 d.exhausted_after += 1;
             }

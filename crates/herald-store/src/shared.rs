@@ -186,13 +186,12 @@ impl ThisStore {
         &self,
         tx: &mut sqlx::Transaction<'_, Db>,
         events_per_webhook: &BTreeMap<&str, (i64, i64)>,
-        deltas: BTreeMap<WebhookId, crate::batch::StatsDelta>,
+        deltas: BTreeMap<&str, crate::batch::StatsDelta<'_>>,
         now: Timestamp,
         committed: &mut Committed,
     ) -> StoreResult<()> {
         let none = crate::batch::StatsDelta::default();
-        let deltas: HashMap<&str, &crate::batch::StatsDelta> =
-            deltas.iter().map(|(w, d)| (w.as_str(), d)).collect();
+        let deltas: HashMap<&str, &crate::batch::StatsDelta> = deltas.iter().map(|(w, d)| (*w, d)).collect();
         let mut touched: BTreeSet<&str> = events_per_webhook.keys().copied().collect();
         touched.extend(deltas.keys().copied());
         if touched.is_empty() {
@@ -247,9 +246,9 @@ impl ThisStore {
                     .push_bind(d.reset)
                     .push_bind(d.failures_after)
                     .push_bind(d.last_success.as_ref().map(|s| s.0))
-                    .push_bind(d.last_success.as_ref().map(|s| s.1.clone()))
+                    .push_bind(d.last_success.map(|s| s.1))
                     .push_bind(d.last_failure.as_ref().map(|s| s.0))
-                    .push_bind(d.last_failure.as_ref().map(|s| s.1.clone()))
+                    .push_bind(d.last_failure.map(|s| s.1))
                     .push_bind(d.exhausted_after)
                     .push_bind(d.failing_since);
             });
@@ -778,6 +777,8 @@ impl Store for ThisStore {
         // project deleted since it was matched is not inserted, and fails the batch below.
         // Ids the inserts created, by project: looked up below without allocating.
         let mut inserted: HashMap<String, HashSet<String>> = HashMap::new();
+        // The records' statistics are folded while SQLite runs the first events insert.
+        let mut deltas = None;
         for chunk in publishes.chunks(1000) {
             let mut insert = sqlx::QueryBuilder::<Db>::new(format!(
                 "INSERT{OR_FAIL} INTO events (project_id, id, event_type, occurred_at, data, actor_id, actor_email, created_at) \
@@ -791,19 +792,19 @@ impl Store for ThisStore {
                     .push_bind(e.event_type.as_str())
                     .push_bind(ms(&e.occurred_at))
                     .push_bind(to_json(&e.data))
-                    .push_bind(actor.and_then(|a| a.id.clone()))
-                    .push_bind(actor.and_then(|a| a.email.clone()))
+                    .push_bind(actor.and_then(|a| a.id.as_deref()))
+                    .push_bind(actor.and_then(|a| a.email.as_deref()))
                     .push_bind(ms(&e.created_at));
             });
             insert.push(
                 ") AS v WHERE EXISTS (SELECT 1 FROM projects p WHERE p.id = v.column1) \
                  ON CONFLICT (project_id, id) DO NOTHING RETURNING project_id, id",
             );
-            let rows: Vec<(String, String)> = insert
-                .build_query_as()
-                .fetch_all(&mut *tx)
-                .await
-                .map_err(write_error("event", "id", "project"))?;
+            let (rows, folded) = tokio::join!(insert.build_query_as().fetch_all(&mut *tx), async {
+                deltas.is_none().then(|| crate::batch::fold(records))
+            });
+            deltas = deltas.or(folded);
+            let rows: Vec<(String, String)> = rows.map_err(write_error("event", "id", "project"))?;
             for (project, id) in rows {
                 inserted.entry(project).or_default().insert(id);
             }
@@ -865,7 +866,8 @@ impl Store for ThisStore {
             update.push(")");
             update.build().execute(&mut *tx).await?;
         }
-        self.count_in_stats(&mut tx, &events_per_webhook, crate::batch::fold(records), now, &mut committed)
+        let deltas = deltas.unwrap_or_else(|| crate::batch::fold(records));
+        self.count_in_stats(&mut tx, &events_per_webhook, deltas, now, &mut committed)
             .await?;
         tx.commit().await?;
         Ok(committed)
