@@ -178,7 +178,6 @@ fn settle_deliveries<'a>(chunk: &'a [&'a AttemptRecord]) -> sqlx::QueryBuilder<'
     update
 }
 
-
 impl ThisStore {
     /// The batch's statistics in one UPDATE for every webhook it touched; webhooks whose
     /// failures crossed their out-of-order thresholds move to `out_of_order`.
