@@ -90,6 +90,47 @@ async fn execute_overlapped<'q>(
     }
 }
 
+/// Events: one multi-row insert per chunk; RETURNING says which were new. An event of a
+/// project deleted since it was matched is not inserted, and fails the batch in `commit`.
+/// Returns the ids the inserts created, by project, for `commit` to look up without allocating.
+async fn insert_events(
+    tx: &mut sqlx::Transaction<'_, Db>,
+    publishes: &[NewPublish],
+) -> StoreResult<HashMap<String, HashSet<String>>> {
+    let mut inserted: HashMap<String, HashSet<String>> = HashMap::new();
+    for chunk in publishes.chunks(1000) {
+        let mut insert = sqlx::QueryBuilder::<Db>::new(format!(
+            "INSERT{OR_FAIL} INTO events (project_id, id, event_type, occurred_at, data, actor_id, actor_email, created_at) \
+             SELECT v.column1, v.column2, v.column3, v.column4, v.column5, v.column6, v.column7, v.column8 FROM ("
+        ));
+        insert.push_values(chunk, |mut row, p| {
+            let e = &p.event;
+            let actor = e.actor.as_ref();
+            row.push_bind(e.project_id.as_str())
+                .push_bind(e.id.as_str())
+                .push_bind(e.event_type.as_str())
+                .push_bind(ms(&e.occurred_at))
+                .push_bind(to_json(&e.data))
+                .push_bind(actor.and_then(|a| a.id.as_deref()))
+                .push_bind(actor.and_then(|a| a.email.as_deref()))
+                .push_bind(ms(&e.created_at));
+        });
+        insert.push(
+            ") AS v WHERE EXISTS (SELECT 1 FROM projects p WHERE p.id = v.column1) \
+             ON CONFLICT (project_id, id) DO NOTHING RETURNING project_id, id",
+        );
+        let rows: Vec<(String, String)> = insert
+            .build_query_as()
+            .fetch_all(&mut **tx)
+            .await
+            .map_err(write_error("event", "id", "project"))?;
+        for (project, id) in rows {
+            inserted.entry(project).or_default().insert(id);
+        }
+    }
+    Ok(inserted)
+}
+
 /// New deliveries, some leased to this node. A webhook deleted since its deliveries were matched
 /// takes them with it (WHERE EXISTS), rather than failing the batch. Bounded chunks keep each
 /// statement under SQLite's bind-parameter limit; padded ones (see `padded`) are parsed once and
@@ -772,42 +813,11 @@ impl Store for ThisStore {
         let mut tx = sqlx::Connection::begin(&mut *writer).await?;
         let mut committed = Committed::default();
 
-        // Events: one multi-row insert per chunk; RETURNING says which were new. An event of a
-        // project deleted since it was matched is not inserted, and fails the batch below.
-        // Ids the inserts created, by project: looked up below without allocating.
-        let mut inserted: HashMap<String, HashSet<String>> = HashMap::new();
-        // The records' statistics are folded while SQLite runs the first events insert.
-        let mut deltas = None;
-        for chunk in publishes.chunks(1000) {
-            let mut insert = sqlx::QueryBuilder::<Db>::new(format!(
-                "INSERT{OR_FAIL} INTO events (project_id, id, event_type, occurred_at, data, actor_id, actor_email, created_at) \
-                 SELECT v.column1, v.column2, v.column3, v.column4, v.column5, v.column6, v.column7, v.column8 FROM ("
-            ));
-            insert.push_values(chunk, |mut row, p| {
-                let e = &p.event;
-                let actor = e.actor.as_ref();
-                row.push_bind(e.project_id.as_str())
-                    .push_bind(e.id.as_str())
-                    .push_bind(e.event_type.as_str())
-                    .push_bind(ms(&e.occurred_at))
-                    .push_bind(to_json(&e.data))
-                    .push_bind(actor.and_then(|a| a.id.as_deref()))
-                    .push_bind(actor.and_then(|a| a.email.as_deref()))
-                    .push_bind(ms(&e.created_at));
-            });
-            insert.push(
-                ") AS v WHERE EXISTS (SELECT 1 FROM projects p WHERE p.id = v.column1) \
-                 ON CONFLICT (project_id, id) DO NOTHING RETURNING project_id, id",
-            );
-            let (rows, folded) = tokio::join!(insert.build_query_as().fetch_all(&mut *tx), async {
-                deltas.is_none().then(|| crate::batch::fold(records))
-            });
-            deltas = deltas.or(folded);
-            let rows: Vec<(String, String)> = rows.map_err(write_error("event", "id", "project"))?;
-            for (project, id) in rows {
-                inserted.entry(project).or_default().insert(id);
-            }
-        }
+        // The records' statistics are folded while SQLite runs the events insert.
+        let (inserted, deltas) = tokio::join!(insert_events(&mut tx, publishes), async {
+            crate::batch::fold(records)
+        });
+        let mut inserted = inserted?;
         let mut events_per_webhook: BTreeMap<&str, (i64, i64)> = BTreeMap::new();
         let mut new_deliveries: Vec<&(Delivery, Option<Lease>)> = Vec::new();
         for p in publishes {
@@ -865,7 +875,6 @@ impl Store for ThisStore {
             update.push(")");
             update.build().execute(&mut *tx).await?;
         }
-        let deltas = deltas.unwrap_or_else(|| crate::batch::fold(records));
         self.count_in_stats(&mut tx, &events_per_webhook, deltas, now, &mut committed)
             .await?;
         tx.commit().await?;

@@ -113,28 +113,29 @@ impl SqliteStore {
     }
 
     async fn writer(&self) -> StoreResult<MappedMutexGuard<'_, SqliteConnection>> {
-        self.writer_enforcing_keys(true).await
+        self.writer_enforcing_keys(Some(true)).await
     }
 
     /// The writer for the group commit, whose statements guard their own references.
     async fn commit_writer(&self) -> StoreResult<MappedMutexGuard<'_, SqliteConnection>> {
-        self.writer_enforcing_keys(false).await
+        self.writer_enforcing_keys(Some(false)).await
     }
 
     /// The writer for statements that change only lease columns: the same whatever the
     /// foreign-key setting, so it is left as it is.
     async fn lease_writer(&self) -> StoreResult<MappedMutexGuard<'_, SqliteConnection>> {
-        Ok(MutexGuard::map(self.writer.lock().await, |w| {
-            &mut w.connection
-        }))
+        self.writer_enforcing_keys(None).await
     }
 
+    /// The writer, with foreign keys switched to `keys` first (`None`: left as they are).
     async fn writer_enforcing_keys(
         &self,
-        on: bool,
+        keys: Option<bool>,
     ) -> StoreResult<MappedMutexGuard<'_, SqliteConnection>> {
         let mut writer = self.writer.lock().await;
-        if writer.foreign_keys != Some(on) {
+        if let Some(on) = keys
+            && writer.foreign_keys != Some(on)
+        {
             // A no-op inside a transaction; none is open between uses of the writer.
             writer.foreign_keys = None;
             let pragma = if on {
