@@ -234,8 +234,9 @@ struct Conn {
     sender: http1::SendRequest<Full<Bytes>>,
     /// `None` once the connection has ended. Dropped then, not kept: a request still queued
     /// on it hears at once that it was never sent, rather than waiting for a driver no one
-    /// polls any more.
-    driver: Option<Driver>,
+    /// polls any more. Boxed (it is most of a kilobyte and a half): a connection moves in and
+    /// out of the pool and through the send's future on every request.
+    driver: Option<Box<Driver>>,
 }
 
 impl Conn {
@@ -467,7 +468,7 @@ impl Client {
             .await?;
         Ok(Conn {
             sender,
-            driver: Some(driver),
+            driver: Some(Box::new(driver)),
         })
     }
 }
@@ -486,9 +487,9 @@ async fn send(
 }
 
 /// Lets the connection read and write; drops it once it has ended.
-fn poll_driver(driver: &mut Option<Driver>, cx: &mut Context<'_>) {
+fn poll_driver(driver: &mut Option<Box<Driver>>, cx: &mut Context<'_>) {
     if let Some(running) = driver
-        && Pin::new(running).poll(cx).is_ready()
+        && Pin::new(&mut **running).poll(cx).is_ready()
     {
         *driver = None;
     }
