@@ -910,7 +910,9 @@ impl Store for ThisStore {
             ids.push_bind(d.event_id.as_str());
         }
         select.push(")");
-        let events: Vec<Event> = convert(select.build_query_as::<EventRow>().fetch_all(&mut *self.lease_writer().await?).await?)?;
+        // Events are written once and committed before their deliveries can be claimed: any
+        // connection reads them, and the writer goes back to the group commit.
+        let events: Vec<Event> = convert(select.build_query_as::<EventRow>().fetch_all(self.reader()).await?)?;
         let by_id: HashMap<&str, &Event> = events.iter().map(|e| (e.id.as_str(), e)).collect();
         Ok(deliveries
             .into_iter()
