@@ -89,6 +89,11 @@ struct Args {
     /// global permits and the CPU goes to waking them.
     #[arg(long, default_value_t = 32)]
     lane_concurrency: u64,
+    /// Deliveries each lane holds in memory beyond those being sent (Herald's
+    /// `HERALD_LANE_QUEUE`); by default eight times the lane concurrency. What does not fit is
+    /// left in the store and claimed back when the lane has drained.
+    #[arg(long)]
+    lane_queue: Option<u64>,
     /// PostgreSQL instead of the embedded SQLite: a postgres:// URL whose database is used
     /// only as the admin connection. Each run creates a fresh database
     /// `herald_bench_<pid>_<run>` on that server (the role needs CREATEDB), points Herald at
@@ -240,7 +245,12 @@ async fn start_herald(
         .env("HERALD_ALLOW_HTTP", "true")
         .env("HERALD_ALLOW_NETWORKS", "127.0.0.0/8")
         .env("HERALD_LANE_CONCURRENCY", args.lane_concurrency.to_string())
-        .env("HERALD_LANE_QUEUE", (args.lane_concurrency * 8).to_string())
+        .env(
+            "HERALD_LANE_QUEUE",
+            args.lane_queue
+                .unwrap_or(args.lane_concurrency * 8)
+                .to_string(),
+        )
         .env("HERALD_LOG", "warn")
         .stdout(Stdio::null())
         .kill_on_drop(true);

@@ -128,7 +128,9 @@ async fn commit(core: &Arc<Core>, ops: Vec<Op>) {
                     // A delivery committed without a lease is one its lane had no room for:
                     // now that it is in the store, the lane may ask for it.
                     for (delivery, _) in publish.deliveries.iter().filter(|(_, l)| l.is_none()) {
-                        core.dispatcher.spilled(&delivery.webhook_id);
+                        if core.dispatcher.spilled(&delivery.webhook_id) {
+                            core.wake.notify_one();
+                        }
                     }
                 }
                 let _ = reply.send(Ok(outcome));
