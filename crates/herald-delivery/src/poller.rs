@@ -96,11 +96,8 @@ async fn claim_for(
     let filled = claimed == room.count();
     core.dispatcher.submit(core, jobs, vec![room]);
     if filled {
-        // Maybe more where these came from: look again when the lane has room, not a poll later
-        // (or at once, if the lane has emptied already).
-        if core.dispatcher.spilled(&webhook) {
-            core.wake.notify_one();
-        }
+        // Maybe more where these came from: look again when the lane has room, not a poll later.
+        core.dispatcher.spilled(&webhook);
     }
     Ok(claimed)
 }

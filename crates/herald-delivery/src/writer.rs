@@ -128,9 +128,7 @@ async fn commit(core: &Arc<Core>, ops: Vec<Op>) {
                     // A delivery committed without a lease is one its lane had no room for:
                     // now that it is in the store, the lane may ask for it.
                     for (delivery, _) in publish.deliveries.iter().filter(|(_, l)| l.is_none()) {
-                        if core.dispatcher.spilled(&delivery.webhook_id) {
-                            core.wake.notify_one();
-                        }
+                        core.dispatcher.spilled(&delivery.webhook_id);
                     }
                 }
                 let _ = reply.send(Ok(outcome));
