@@ -52,6 +52,13 @@ mod fresh_database;
 mod sink;
 mod soak;
 
+/// Deliveries a lane queues per concurrent send when `--lane-queue` is not given: Herald's own
+/// defaults hold 64 queued for 4 sends. With eight, a lane of 32 sends spilled to the store
+/// whenever sending fell 256 deliveries behind publishing, and the poller's claims to fetch
+/// them back cost the group commit time (runs with spills were the slow ones, max latency
+/// 340–520 ms against 105–195 ms with sixteen).
+const QUEUED_PER_SEND: u64 = 16;
+
 #[derive(Debug, Clone, Copy, ValueEnum)]
 enum Scenario {
     Fanout,
@@ -90,8 +97,9 @@ struct Args {
     #[arg(long, default_value_t = 32)]
     lane_concurrency: u64,
     /// Deliveries each lane holds in memory beyond those being sent (Herald's
-    /// `HERALD_LANE_QUEUE`); by default eight times the lane concurrency. What does not fit is
-    /// left in the store and claimed back when the lane has drained.
+    /// `HERALD_LANE_QUEUE`); by default sixteen times the lane concurrency, the ratio of
+    /// Herald's own defaults (64 queued for 4 sends). What does not fit is left in the store and
+    /// claimed back when the lane has drained.
     #[arg(long)]
     lane_queue: Option<u64>,
     /// PostgreSQL instead of the embedded SQLite: a postgres:// URL whose database is used
@@ -248,7 +256,7 @@ async fn start_herald(
         .env(
             "HERALD_LANE_QUEUE",
             args.lane_queue
-                .unwrap_or(args.lane_concurrency * 8)
+                .unwrap_or(args.lane_concurrency * QUEUED_PER_SEND)
                 .to_string(),
         )
         .env("HERALD_LOG", "warn")
@@ -653,16 +661,18 @@ async fn raw(hook: &str, sink: &Sink, args: &Args) -> anyhow::Result<Value> {
                     return Ok::<_, anyhow::Error>(());
                 }
                 let body = json!({"type": "bench.event", "timestamp": "2026-11-23T00:00:00Z", "data": {"n": n, "t": now_us()}});
-                let headers = [
-                    ("content-type".to_owned(), "application/json".to_owned()),
-                    ("webhook-id".to_owned(), format!("msg_{n}")),
-                ];
+                let mut headers = axum::http::HeaderMap::with_capacity(2);
+                headers.append(
+                    axum::http::header::CONTENT_TYPE,
+                    axum::http::HeaderValue::from_static("application/json"),
+                );
+                headers.append("webhook-id", axum::http::HeaderValue::try_from(format!("msg_{n}"))?);
                 let received = client
                     .exchange(
                         herald_delivery::client::Outgoing {
                             method: axum::http::Method::POST,
                             url: &hook,
-                            headers: &headers,
+                            headers,
                             body: Some(serde_json::to_vec(&body)?.into()),
                         },
                         64 * 1024,

@@ -9,12 +9,11 @@
 //! it prunes as the engine's pruner does (`Store::prune(now, retention_days, 500)` until a
 //! batch comes back short). No WAL checkpoint is forced: the engine does none either.
 
-use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::Instant;
 
 use anyhow::Context;
-use herald_core::attempt::{Attempt, AttemptTrigger, ReceivedResponse, SentRequest};
+use herald_core::attempt::{Attempt, AttemptTrigger, HeaderRecord, ReceivedResponse, SentRequest};
 use herald_core::delivery::Delivery;
 use herald_core::event::{Actor, Event, EventId};
 use herald_core::event_type::{EventType, EventTypeName};
@@ -270,10 +269,10 @@ fn attempt_record(
         },
         response: Some(ReceivedResponse {
             status: 200,
-            headers: BTreeMap::from([
-                ("content-length".into(), "0".into()),
+            headers: HeaderRecord::of([
+                ("content-length", "0".to_owned()),
                 (
-                    "date".into(),
+                    "date",
                     sent_at.format("%a, %d %b %Y %H:%M:%S GMT").to_string(),
                 ),
             ]),
@@ -297,7 +296,7 @@ fn request_headers(
     event: &Event,
     delivery: &Delivery,
     now: Timestamp,
-) -> anyhow::Result<BTreeMap<String, String>> {
+) -> anyhow::Result<HeaderRecord> {
     let prepared = herald_delivery::request::prepare(
         webhook,
         event,
@@ -311,7 +310,7 @@ fn request_headers(
             account_secret: None,
         },
     )?;
-    Ok(prepared.into_redacted_headers())
+    Ok(prepared.redacted_headers())
 }
 
 struct Files {

@@ -18,7 +18,7 @@ impl EventId {
     pub const MAX_LEN: usize = 128;
 
     pub fn generate() -> Self {
-        Self(format!("evt_{}", ulid::Ulid::new()))
+        Self(crate::id::fresh("evt_"))
     }
 
     pub fn parse(value: &str) -> Result<Self, InvalidField> {

@@ -19,6 +19,16 @@ pub struct BadId {
     pub value: String,
 }
 
+/// `prefix` and a new ULID in one allocation (`format!` with the ULID's `Display` made two:
+/// ids are minted for every delivery and attempt).
+pub(crate) fn fresh(prefix: &str) -> String {
+    let mut body = [0u8; ulid::ULID_LEN];
+    let mut id = String::with_capacity(prefix.len() + ulid::ULID_LEN);
+    id.push_str(prefix);
+    id.push_str(Ulid::new().array_to_str(&mut body));
+    id
+}
+
 macro_rules! prefixed_id {
     ($(#[$meta:meta])* $name:ident, $prefix:literal, $kind:literal) => {
         $(#[$meta])*
@@ -32,7 +42,7 @@ macro_rules! prefixed_id {
             /// A fresh id.
             #[allow(clippy::new_without_default)]
             pub fn new() -> Self {
-                Self(format!("{}_{}", $prefix, Ulid::new()))
+                Self(fresh(concat!($prefix, "_")))
             }
 
             pub fn parse(value: &str) -> Result<Self, BadId> {

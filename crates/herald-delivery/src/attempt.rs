@@ -89,15 +89,13 @@ pub(crate) async fn try_once(
     );
     let (request, mut outcome) = match prepared {
         Ok(prepared) => {
-            let outcome = core
-                .sender
-                .send(&prepared, webhook.timeout.duration())
-                .await;
+            // Recorded as it goes out: the send takes the headers.
             let request = SentRequest {
                 method: webhook.method.as_str().to_owned(),
                 url: prepared.url.to_string(),
-                headers: prepared.into_redacted_headers(),
+                headers: prepared.redacted_headers(),
             };
+            let outcome = core.sender.send(prepared, webhook.timeout.duration()).await;
             (request, outcome)
         }
         Err(e) => (
@@ -110,7 +108,7 @@ pub(crate) async fn try_once(
                 response: None,
                 error: Some(AttemptError {
                     kind: ErrorKind::RefusedByPolicy,
-                    message: format!("could not sign: {e}"),
+                    message: e.to_string(),
                 }),
                 retry_after: None,
                 duration: std::time::Duration::ZERO,

@@ -27,7 +27,7 @@ use bytes::Bytes;
 use http_body_util::Full;
 use hyper::body::{Body as _, Incoming};
 use hyper::client::conn::{TrySendError, http1};
-use hyper::header::{HeaderMap, HeaderName, HeaderValue};
+use hyper::header::{HeaderMap, HeaderValue};
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
@@ -72,7 +72,8 @@ pub enum ClientError {
 pub struct Outgoing<'a> {
     pub method: hyper::Method,
     pub url: &'a url::Url,
-    pub headers: &'a [(String, String)],
+    /// Moved into the request: the send copies no header.
+    pub headers: HeaderMap,
     pub body: Option<Bytes>,
 }
 
@@ -333,7 +334,7 @@ impl Client {
         cap: usize,
     ) -> Result<Received, ClientError> {
         let origin = Origin::of(request.url)?;
-        let built = build(&request)?;
+        let built = build(request)?;
         let (mut conn, reused) = match self.checkout(&origin) {
             Some(conn) => (conn, true),
             None => (self.connect(&origin).await?, false),
@@ -515,13 +516,13 @@ impl Origin {
 
 /// The request as hyper takes it: origin-form target, `Host`, basic auth from the URL's
 /// credentials, then the prepared headers.
-fn build(request: &Outgoing<'_>) -> Result<hyper::Request<Full<Bytes>>, ClientError> {
+fn build(request: Outgoing<'_>) -> Result<hyper::Request<Full<Bytes>>, ClientError> {
     let url = request.url;
     let target = &url[url::Position::BeforePath..url::Position::AfterQuery];
     let mut built = hyper::Request::builder()
-        .method(request.method.clone())
+        .method(request.method)
         .uri(target)
-        .body(Full::new(request.body.clone().unwrap_or_default()))
+        .body(Full::new(request.body.unwrap_or_default()))
         .map_err(|e| ClientError::Request(e.to_string()))?;
     let headers = built.headers_mut();
     headers.reserve(request.headers.len() + 2);
@@ -531,10 +532,7 @@ fn build(request: &Outgoing<'_>) -> Result<hyper::Request<Full<Bytes>>, ClientEr
     headers.insert(hyper::header::HOST, host);
     // URL credentials as basic auth, unless the request carries its own `authorization` (a
     // JWT scheme's bearer token, a custom header): one is sent, never both.
-    let has_authorization = request
-        .headers
-        .iter()
-        .any(|(name, _)| name.eq_ignore_ascii_case("authorization"));
+    let has_authorization = request.headers.contains_key(hyper::header::AUTHORIZATION);
     if !has_authorization && (!url.username().is_empty() || url.password().is_some()) {
         let decode = |s: &str| {
             percent_encoding::percent_decode_str(s)
@@ -554,13 +552,8 @@ fn build(request: &Outgoing<'_>) -> Result<hyper::Request<Full<Bytes>>, ClientEr
         value.set_sensitive(true);
         headers.insert(hyper::header::AUTHORIZATION, value);
     }
-    for (name, value) in request.headers {
-        let name = HeaderName::from_bytes(name.as_bytes())
-            .map_err(|e| ClientError::Request(format!("header {name}: {e}")))?;
-        let value = HeaderValue::from_str(value)
-            .map_err(|e| ClientError::Request(format!("header {name}: {e}")))?;
-        headers.append(name, value);
-    }
+    // After `host` (the first field line, as RFC 9110 asks), moved in as they are.
+    headers.extend(request.headers);
     Ok(built)
 }
 

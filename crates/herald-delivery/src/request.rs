@@ -6,7 +6,7 @@ use std::borrow::Cow;
 use std::mem::Discriminant;
 use std::sync::{Arc, Mutex};
 
-use herald_core::attempt::redact_headers;
+use herald_core::attempt::HeaderRecord;
 use herald_core::event::Event;
 use herald_core::id::DeliveryId;
 use herald_core::payload::{DeliveryContext, query_params, render};
@@ -15,6 +15,9 @@ use herald_core::shape::{Format, SigningScheme};
 use herald_core::signing::{SigningError, SigningKeys, sign};
 use herald_core::time::Timestamp;
 use herald_core::webhook::{HttpMethod, Webhook};
+use hyper::header::{
+    CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue, USER_AGENT as USER_AGENT_HEADER,
+};
 use serde_json::Value;
 
 pub const USER_AGENT: &str = concat!("Herald/", env!("CARGO_PKG_VERSION"));
@@ -24,7 +27,10 @@ pub const USER_AGENT: &str = concat!("Herald/", env!("CARGO_PKG_VERSION"));
 pub struct Prepared {
     pub method: HttpMethod,
     pub url: url::Url,
-    pub headers: Vec<(String, String)>,
+    /// As they go on the wire (names lower-case), built once: Herald's own names are static,
+    /// the values own the strings they were made from, and the send moves the map into the
+    /// request.
+    pub headers: HeaderMap,
     /// Shared, not copied, by each send of it.
     pub body: Option<bytes::Bytes>,
     /// Lower-case names of headers whose values must not be stored.
@@ -32,9 +38,59 @@ pub struct Prepared {
 }
 
 impl Prepared {
-    /// The headers as stored with the attempt, once sent: secrets redacted.
-    pub fn into_redacted_headers(self) -> std::collections::BTreeMap<String, String> {
-        redact_headers(self.headers, &self.secret_headers)
+    /// The headers as stored with the attempt: secrets redacted.
+    pub fn redacted_headers(&self) -> HeaderRecord {
+        HeaderRecord::redacted(
+            self.headers
+                .iter()
+                .map(|(name, value)| (name.as_str(), value.as_bytes())),
+            &self.secret_headers,
+        )
+    }
+}
+
+/// Why an attempt's request could not be built.
+#[derive(Debug, thiserror::Error)]
+pub enum PrepareError {
+    #[error("could not sign: {0}")]
+    Signing(#[from] SigningError),
+    /// A custom or signature header that HTTP cannot carry (custom headers are checked when a
+    /// webhook is saved, so this is a webhook stored by an older, laxer Herald).
+    #[error("header {name} cannot be sent: {reason}")]
+    Header { name: String, reason: String },
+}
+
+const DELIVERY_ID: HeaderName = HeaderName::from_static("x-herald-delivery-id");
+const ATTEMPT: HeaderName = HeaderName::from_static("x-herald-attempt");
+
+/// The names Standard Webhooks (the default scheme) signs with, static: any other name is
+/// copied into a header name of its own for every attempt.
+const STANDARD_WEBHOOKS: [HeaderName; 3] = [
+    HeaderName::from_static("webhook-id"),
+    HeaderName::from_static("webhook-timestamp"),
+    HeaderName::from_static("webhook-signature"),
+];
+
+/// One header from strings: the value keeps the string's buffer rather than copying it.
+fn header(name: &str, value: String) -> Result<(HeaderName, HeaderValue), PrepareError> {
+    let header_name = match STANDARD_WEBHOOKS
+        .iter()
+        .find(|known| known.as_str() == name)
+    {
+        Some(known) => known.clone(),
+        None => HeaderName::from_bytes(name.as_bytes()).map_err(|e| bad(name, &e))?,
+    };
+    Ok((header_name, value_of(name, value)?))
+}
+
+fn value_of(name: &str, value: String) -> Result<HeaderValue, PrepareError> {
+    HeaderValue::try_from(value).map_err(|e| bad(name, &e))
+}
+
+fn bad(name: &str, reason: &dyn std::fmt::Display) -> PrepareError {
+    PrepareError::Header {
+        name: name.to_owned(),
+        reason: reason.to_string(),
     }
 }
 
@@ -134,7 +190,7 @@ fn encode(payload: &Value) -> bytes::Bytes {
 }
 
 /// The request for one attempt of `event`, rendered for this webhook alone.
-pub fn prepare(webhook: &Webhook, event: &Event, t: Try<'_>) -> Result<Prepared, SigningError> {
+pub fn prepare(webhook: &Webhook, event: &Event, t: Try<'_>) -> Result<Prepared, PrepareError> {
     let payload = render(&context(webhook, event, &t));
     let body = match webhook.method {
         HttpMethod::Post => Some(encode(&payload)),
@@ -148,7 +204,7 @@ pub fn prepare_outbound(
     webhook: &Webhook,
     outbound: &Outbound,
     t: Try<'_>,
-) -> Result<Prepared, SigningError> {
+) -> Result<Prepared, PrepareError> {
     match outbound.shared_body(webhook, &t) {
         Some((payload, body)) => finish(webhook, &payload, Some(body), t),
         None => prepare(webhook, &outbound.event, t),
@@ -162,7 +218,7 @@ fn finish(
     payload: &Value,
     body: Option<bytes::Bytes>,
     t: Try<'_>,
-) -> Result<Prepared, SigningError> {
+) -> Result<Prepared, PrepareError> {
     let mut url = webhook.url.url().clone();
     let body = match webhook.method {
         HttpMethod::Post => body,
@@ -186,15 +242,23 @@ fn finish(
         payload,
         body.as_deref().unwrap_or_default(),
     )?;
-    let mut headers: Vec<(String, String)> = Vec::with_capacity(8 + webhook.headers.as_map().len());
-    headers.push(("user-agent".into(), USER_AGENT.into()));
+    let mut headers =
+        HeaderMap::with_capacity(8 + webhook.headers.as_map().len() + signature.len());
+    headers.append(USER_AGENT_HEADER, HeaderValue::from_static(USER_AGENT));
     if body.is_some() {
-        headers.push(("content-type".into(), "application/json".into()));
+        headers.append(CONTENT_TYPE, HeaderValue::from_static("application/json"));
     }
-    headers.extend(webhook.headers.iter().map(|(k, v)| (k.clone(), v.clone())));
-    headers.extend(signature);
-    headers.push(("x-herald-delivery-id".into(), t.delivery_id.to_string()));
-    headers.push(("x-herald-attempt".into(), t.attempt.to_string()));
+    for (name, value) in webhook.headers.iter() {
+        let (name, value) = header(name, value.clone())?;
+        headers.append(name, value);
+    }
+    for (name, value) in signature {
+        let (name, value) = header(&name, value)?;
+        headers.append(name, value);
+    }
+    let delivery_id = value_of(DELIVERY_ID.as_str(), t.delivery_id.to_string())?;
+    headers.append(DELIVERY_ID, delivery_id);
+    headers.append(ATTEMPT, HeaderValue::from(t.attempt));
     Ok(Prepared {
         method: webhook.method,
         url,
@@ -293,12 +357,7 @@ mod tests {
             },
         )
         .unwrap();
-        prepared
-            .headers
-            .into_iter()
-            .find(|(k, _)| k.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v)
-            .unwrap()
+        prepared.headers[name].to_str().unwrap().to_owned()
     }
 
     fn body(prepared: &Prepared) -> Value {

@@ -9,7 +9,7 @@ use std::error::Error as _;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use herald_core::attempt::{AttemptError, ErrorKind, ReceivedResponse};
+use herald_core::attempt::{AttemptError, ErrorKind, HeaderRecord, ReceivedResponse};
 use herald_core::retry::parse_retry_after;
 
 use crate::client::{Client, ClientError, Outgoing};
@@ -60,7 +60,7 @@ impl Sender {
     }
 
     /// Sends `request`, giving up after `timeout` (connecting, sending and reading all count).
-    pub async fn send(&self, request: &Prepared, timeout: Duration) -> Outcome {
+    pub async fn send(&self, request: Prepared, timeout: Duration) -> Outcome {
         let started = Instant::now();
         let refused = |message: String| Outcome {
             response: None,
@@ -82,8 +82,8 @@ impl Sender {
                 herald_core::webhook::HttpMethod::Get => hyper::Method::GET,
             },
             url: &request.url,
-            headers: &request.headers,
-            body: request.body.clone(),
+            headers: request.headers,
+            body: request.body,
         };
         match tokio::time::timeout(timeout, self.client.exchange(outgoing, RESPONSE_BODY_CAP)).await
         {
@@ -119,16 +119,12 @@ impl Sender {
                 });
                 let response = ReceivedResponse {
                     status,
-                    headers: received
-                        .headers
-                        .iter()
-                        .map(|(k, v)| {
-                            (
-                                k.as_str().to_owned(),
-                                String::from_utf8_lossy(v.as_bytes()).into_owned(),
-                            )
-                        })
-                        .collect(),
+                    headers: HeaderRecord::of(
+                        received
+                            .headers
+                            .iter()
+                            .map(|(name, value)| (name.as_str(), value.as_bytes())),
+                    ),
                     body: String::from_utf8_lossy(&received.body).into_owned(),
                     truncated: received.truncated,
                 };

@@ -136,13 +136,17 @@ async fn post(
     client: &Client,
     url: &url::Url,
 ) -> Result<herald_delivery::client::Received, ClientError> {
-    let headers = vec![("content-type".to_owned(), "application/json".to_owned())];
+    let mut headers = hyper::HeaderMap::new();
+    headers.append(
+        hyper::header::CONTENT_TYPE,
+        hyper::header::HeaderValue::from_static("application/json"),
+    );
     client
         .exchange(
             Outgoing {
                 method: hyper::Method::POST,
                 url,
-                headers: &headers,
+                headers,
                 body: Some(Bytes::from_static(b"{\"n\":1}")),
             },
             64,
@@ -279,13 +283,17 @@ async fn credentials_in_the_url_are_sent_as_basic_auth() {
     );
 
     // A request with its own authorization (a JWT scheme's token) sends that one alone.
-    let headers = vec![("authorization".to_owned(), "Bearer t0k3n".to_owned())];
+    let mut headers = hyper::HeaderMap::new();
+    headers.append(
+        hyper::header::AUTHORIZATION,
+        hyper::header::HeaderValue::from_static("Bearer t0k3n"),
+    );
     client()
         .exchange(
             Outgoing {
                 method: hyper::Method::GET,
                 url: &url,
-                headers: &headers,
+                headers,
                 body: None,
             },
             64,

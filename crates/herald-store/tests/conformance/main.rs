@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use herald_core::api_key::ApiKey;
 use herald_core::attempt::{
-    Attempt, AttemptError, AttemptTrigger, ErrorKind, ReceivedResponse, SentRequest,
+    Attempt, AttemptError, AttemptTrigger, ErrorKind, HeaderRecord, ReceivedResponse, SentRequest,
 };
 use herald_core::auth::Role;
 use herald_core::delivery::{Delivery, DeliveryStatus};
@@ -557,11 +557,11 @@ fn attempt(d: &Delivery, number: u32, ms: i64, ok: bool) -> Attempt {
         request: SentRequest {
             method: "POST".into(),
             url: "https://example.com/hook".into(),
-            headers: BTreeMap::from([("webhook-signature".into(), "<redacted>".into())]),
+            headers: HeaderRecord::of([("webhook-signature", "<redacted>")]),
         },
         response: Some(ReceivedResponse {
             status: if ok { 200 } else { 500 },
-            headers: BTreeMap::new(),
+            headers: HeaderRecord::default(),
             body: "body".into(),
             truncated: false,
         }),

@@ -86,6 +86,21 @@ async fn a_published_event_arrives_signed_and_is_retried_with_the_same_delivery_
         attempts[0]["request"]["headers"]["webhook-signature"],
         "<redacted>"
     );
+    // The rest as sent, for the try it was (newest first: the third).
+    let sent = &attempts[0]["request"]["headers"];
+    assert_eq!(sent["x-herald-delivery-id"], delivery["id"]);
+    assert_eq!(sent["webhook-id"], delivery["id"]);
+    assert_eq!(sent["x-herald-attempt"], "3");
+    assert_eq!(sent["content-type"], "application/json");
+    assert!(
+        sent["user-agent"].as_str().unwrap().starts_with("Herald/"),
+        "{sent}"
+    );
+    assert!(
+        attempts[0]["response"]["headers"]["content-length"].is_string(),
+        "{}",
+        attempts[0]["response"]
+    );
 
     let stats = app
         .get(&format!("/v1/webhooks/{hook_id}/stats"), &app.admin)
