@@ -269,10 +269,11 @@ fn finish(
 }
 
 fn secret_headers(scheme: &SigningScheme) -> Vec<Cow<'static, str>> {
-    let mut names = vec![
+    let mut names = Vec::with_capacity(3);
+    names.extend([
         Cow::Borrowed("authorization"),
         Cow::Borrowed("proxy-authorization"),
-    ];
+    ]);
     match scheme {
         SigningScheme::StandardWebhooks => names.push(Cow::Borrowed("webhook-signature")),
         SigningScheme::HmacSha256 { header, .. } | SigningScheme::SecretHeader { header } => {

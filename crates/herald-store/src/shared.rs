@@ -98,22 +98,22 @@ async fn insert_events(
     publishes: &[NewPublish],
 ) -> StoreResult<HashMap<String, HashSet<String>>> {
     let mut inserted: HashMap<String, HashSet<String>> = HashMap::new();
-    for chunk in publishes.chunks(1000) {
+    for chunk in publishes.chunks(PADDED_CHUNK) {
         let mut insert = sqlx::QueryBuilder::<Db>::new(format!(
             "INSERT{OR_FAIL} INTO events (project_id, id, event_type, occurred_at, data, actor_id, actor_email, created_at) \
              SELECT v.column1, v.column2, v.column3, v.column4, v.column5, v.column6, v.column7, v.column8 FROM ("
         ));
-        insert.push_values(chunk, |mut row, p| {
-            let e = &p.event;
-            let actor = e.actor.as_ref();
-            row.push_bind(e.project_id.as_str())
-                .push_bind(e.id.as_str())
-                .push_bind(e.event_type.as_str())
-                .push_bind(ms(&e.occurred_at))
-                .push_bind(to_json(&e.data))
+        insert.push_values(padded(chunk), |mut row, p| {
+            let e = p.map(|p| &p.event);
+            let actor = e.and_then(|e| e.actor.as_ref());
+            row.push_bind(e.map(|e| e.project_id.as_str()))
+                .push_bind(e.map(|e| e.id.as_str()))
+                .push_bind(e.map(|e| e.event_type.as_str()))
+                .push_bind(e.map(|e| ms(&e.occurred_at)))
+                .push_bind(e.map(|e| to_json(&e.data)))
                 .push_bind(actor.and_then(|a| a.id.as_deref()))
                 .push_bind(actor.and_then(|a| a.email.as_deref()))
-                .push_bind(ms(&e.created_at));
+                .push_bind(e.map(|e| ms(&e.created_at)));
         });
         insert.push(
             ") AS v WHERE EXISTS (SELECT 1 FROM projects p WHERE p.id = v.column1) \
@@ -243,7 +243,7 @@ impl ThisStore {
             .filter_map(|(w, d)| Some((*w, d.rule?)))
             .collect();
         let mut moved_out: Vec<(String, i64, Option<i64>)> = Vec::new();
-        for chunk in touched.chunks(500) {
+        for chunk in touched.chunks(PADDED_CHUNK) {
             if ROW_LOCKS {
                 // Two nodes' batches lock the statistics rows they share in the same (id) order,
                 // so they cannot deadlock; the UPDATE below may visit them in any order.
@@ -274,27 +274,33 @@ impl ThisStore {
                  failing_since = CASE WHEN v.column7 THEN v.column14 ELSE COALESCE(failing_since, v.column14) END \
                  FROM ("
             ));
-            update.push_values(chunk, |mut row, webhook| {
-                let (events, last_event) = events_per_webhook.get(webhook).copied().map_or((0, None), |(n, at)| (n, Some(at)));
-                let d = deltas.get(webhook).copied().unwrap_or(&none);
-                row.push_bind(*webhook)
-                    .push_bind(events)
+            // Padded like the other statements of the commit (a NULL webhook id matches no
+            // row), so the statement is parsed once, not for every commit: it was the one
+            // statement of the serial step that SQLite parsed afresh each time.
+            update.push_values(padded(chunk), |mut row, webhook| {
+                let (events, last_event) = webhook
+                    .and_then(|w| events_per_webhook.get(w).copied())
+                    .map_or((0, None), |(n, at)| (n, Some(at)));
+                let d = webhook.and_then(|w| deltas.get(w).copied()).unwrap_or(&none);
+                let present = |n: i64| webhook.map(|_| n);
+                row.push_bind(webhook.copied())
+                    .push_bind(present(events))
                     .push_bind(last_event)
-                    .push_bind(d.triggers)
-                    .push_bind(d.successes)
-                    .push_bind(d.failures)
-                    .push_bind(d.reset)
-                    .push_bind(d.failures_after)
+                    .push_bind(present(d.triggers))
+                    .push_bind(present(d.successes))
+                    .push_bind(present(d.failures))
+                    .push_bind(webhook.map(|_| d.reset))
+                    .push_bind(present(d.failures_after))
                     .push_bind(d.last_success.as_ref().map(|s| s.0))
                     .push_bind(d.last_success.map(|s| s.1))
                     .push_bind(d.last_failure.as_ref().map(|s| s.0))
                     .push_bind(d.last_failure.map(|s| s.1))
-                    .push_bind(d.exhausted_after)
+                    .push_bind(present(d.exhausted_after))
                     .push_bind(d.failing_since);
             });
             update.push(") AS v WHERE webhook_stats.webhook_id = v.column1 RETURNING webhook_id, failed_deliveries_in_a_row, failing_since");
             let counted: Vec<(String, i64, Option<i64>)> =
-                update.build_query_as().persistent(false).fetch_all(&mut **tx).await?;
+                update.build_query_as().fetch_all(&mut **tx).await?;
             moved_out.extend(counted.into_iter().filter(|(webhook, in_a_row, since)| {
                 rules
                     .get(webhook.as_str())
