@@ -1125,10 +1125,15 @@ impl Store for ThisStore {
     }
 
     async fn prune(&self, now: Timestamp, default_days: u32, limit: u32) -> StoreResult<u64> {
+        // The first bound is the latest cutoff of any project, a constant: the scan of
+        // `events_by_age` stops there. Without it nothing bounded the scan (each project's
+        // cutoff is per row), and with a million events none of them old enough, every prune
+        // read all of them while holding the writer: 1.3 s, once a minute.
         let done = sqlx::query(
             "DELETE FROM events WHERE (project_id, id) IN ( \
                SELECT e.project_id, e.id FROM events e JOIN projects p ON p.id = e.project_id \
-               WHERE e.created_at < $1 - COALESCE(p.retention_days, $2) * 86400000 \
+               WHERE e.created_at < (SELECT $1 - MIN(COALESCE(retention_days, $2)) * 86400000 FROM projects) \
+               AND e.created_at < $1 - COALESCE(p.retention_days, $2) * 86400000 \
                AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.project_id = e.project_id \
                  AND d.event_id = e.id AND d.status IN ('pending', 'retrying')) \
                ORDER BY e.created_at LIMIT $3)",

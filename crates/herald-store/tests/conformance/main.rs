@@ -1121,7 +1121,49 @@ async fn store_story(store: Arc<dyn Store>) {
     one_id_twice_in_one_batch(store.as_ref()).await;
     stale_webhook_edits(store.as_ref()).await;
     due_work_is_paged(store.as_ref()).await;
+    retention_per_project(store.as_ref()).await;
     concurrent_claims_never_overlap(store).await;
+}
+
+/// Each project's own retention, beside the server's default: an event older than the
+/// shortest retention of all but within its own project's stays.
+async fn retention_per_project(store: &dyn Store) {
+    const DAY: i64 = 86_400_000;
+    let now = 10_000 * DAY;
+    let mut short = project("short-lived", now - 40 * DAY);
+    short.settings.retention_days = Some(1);
+    store.create_project(&short).await.unwrap();
+    let long = project("long-lived", now - 40 * DAY);
+    store.create_project(&long).await.unwrap();
+    let events = [
+        event(&short.id, "short-old", "a.b", now - 2 * DAY),
+        event(&short.id, "short-new", "a.b", now - DAY / 2),
+        event(&long.id, "long-mid", "a.b", now - 2 * DAY),
+        event(&long.id, "long-old", "a.b", now - 31 * DAY),
+    ];
+    let publishes: Vec<NewPublish> = events
+        .iter()
+        .map(|e| NewPublish {
+            event: e.clone(),
+            deliveries: vec![],
+        })
+        .collect();
+    store
+        .commit(&publishes, &[], at(now - DAY / 2))
+        .await
+        .unwrap();
+    while store.prune(at(now), 30, 1000).await.unwrap() > 0 {}
+    let kept = |e: &Event| {
+        let (project, id) = (e.project_id.clone(), e.id.clone());
+        async move { store.event(&project, &id).await.is_ok() }
+    };
+    assert!(!kept(&events[0]).await, "past its project's one day");
+    assert!(kept(&events[1]).await, "within its project's one day");
+    assert!(
+        kept(&events[2]).await,
+        "past one day, within the default 30"
+    );
+    assert!(!kept(&events[3]).await, "past the default 30 days");
 }
 
 #[tokio::test]
