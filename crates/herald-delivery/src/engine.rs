@@ -228,9 +228,7 @@ async fn publish(
     webhooks: &[&Webhook],
 ) -> Result<Published, EngineError> {
     let now = event.created_at;
-    let shared = Arc::new(Outbound::new(event.clone()));
     let mut deliveries = Vec::with_capacity(webhooks.len());
-    let mut jobs = Vec::new();
     let mut reservations = Vec::new();
     for webhook in webhooks {
         let delivery = Delivery::new(
@@ -244,20 +242,15 @@ async fn publish(
             owner: core.config.node_id.clone(),
             until: core.lease_until(webhook, now),
         });
-        if let Some(lease) = &lease {
+        if lease.is_some() {
             reservations.push(reservation);
-            jobs.push(Job {
-                delivery: delivery.clone(),
-                event: shared.clone(),
-                lease_until: lease.until,
-            });
         }
         deliveries.push((delivery, lease));
     }
     let (reply, answer) = oneshot::channel();
     let op = Op::Publish {
         publish: NewPublish { event, deliveries },
-        jobs,
+        dispatch: true,
         reservations,
         reply,
     };
@@ -421,7 +414,7 @@ impl Engine {
         core.writes
             .send(Op::Publish {
                 publish,
-                jobs: Vec::new(),
+                dispatch: false,
                 reservations: Vec::new(),
                 reply,
             })

@@ -14,12 +14,16 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::dispatcher::{Job, Reservation};
 use crate::engine::Core;
+use crate::request::Outbound;
 
 pub(crate) enum Op {
     Publish {
         publish: NewPublish,
-        /// The leased deliveries, to dispatch once committed, and the lane room they hold.
-        jobs: Vec<Job>,
+        /// Whether the publish's leased deliveries go to their lanes once committed (a Trigger
+        /// now sends its one delivery itself), in the lane room the reservations hold. Their
+        /// jobs are made then, from the committed publish: its deliveries and its event move
+        /// into them instead of being cloned for them beforehand.
+        dispatch: bool,
         reservations: Vec<Reservation>,
         reply: oneshot::Sender<StoreResult<Published>>,
     },
@@ -101,12 +105,12 @@ async fn commit(core: &Arc<Core>, ops: Vec<Op>) {
         match op {
             Op::Publish {
                 publish,
-                jobs,
+                dispatch,
                 reservations,
                 reply,
             } => {
                 publishes.push(publish);
-                after_publish.push((jobs, reservations, reply));
+                after_publish.push((dispatch, reservations, reply));
             }
             Op::Record { record, reply } => {
                 records.push(record);
@@ -121,15 +125,29 @@ async fn commit(core: &Arc<Core>, ops: Vec<Op>) {
             // Lane workers and the rest are spawned on the main runtime, wherever this runs.
             let _main = core.runtime.enter();
             let mut published = committed.published.into_iter();
-            for (publish, (jobs, reservations, reply)) in publishes.iter().zip(after_publish) {
+            let mut events = Vec::with_capacity(publishes.len());
+            for (publish, (dispatch, reservations, reply)) in
+                publishes.into_iter().zip(after_publish)
+            {
                 let outcome = published.next().unwrap_or(Published::Created);
-                if outcome == Published::Created {
-                    core.dispatcher.submit(core, jobs, reservations);
-                    // A delivery committed without a lease is one its lane had no room for:
-                    // now that it is in the store, the lane may ask for it.
-                    for (delivery, _) in publish.deliveries.iter().filter(|(_, l)| l.is_none()) {
-                        core.dispatcher.spilled(&delivery.webhook_id);
+                if outcome == Published::Created && dispatch {
+                    let event = Arc::new(Outbound::new(publish.event));
+                    let mut jobs = Vec::with_capacity(publish.deliveries.len());
+                    for (delivery, lease) in publish.deliveries {
+                        match lease {
+                            Some(lease) => jobs.push(Job {
+                                delivery,
+                                event: event.clone(),
+                                lease_until: lease.until,
+                            }),
+                            // Committed without a lease: its lane had no room for it. Now that
+                            // it is in the store, the lane may ask for it.
+                            None => core.dispatcher.spilled(&delivery.webhook_id),
+                        }
                     }
+                    core.dispatcher.submit(core, jobs, reservations);
+                } else {
+                    events.push(publish);
                 }
                 let _ = reply.send(Ok(outcome));
             }
@@ -147,7 +165,7 @@ async fn commit(core: &Arc<Core>, ops: Vec<Op>) {
             }
             // Freeing a batch (every event's data, every attempt's headers and body) is a few
             // percent of the writer's time; a runtime worker does it, off the serial step.
-            tokio::spawn(async move { drop((publishes, records)) });
+            tokio::spawn(async move { drop((events, records)) });
         }
         Err(e) if publishes.len() + records.len() > 1 => {
             tracing::warn!(error = %e, writes = publishes.len() + records.len(), "group commit failed; committing one by one");
@@ -163,7 +181,7 @@ async fn commit(core: &Arc<Core>, ops: Vec<Op>) {
 }
 
 type AfterPublish = (
-    Vec<Job>,
+    bool,
     Vec<Reservation>,
     oneshot::Sender<StoreResult<Published>>,
 );
@@ -178,9 +196,9 @@ fn rejoin(
     publishes
         .into_iter()
         .zip(after_publish)
-        .map(|(publish, (jobs, reservations, reply))| Op::Publish {
+        .map(|(publish, (dispatch, reservations, reply))| Op::Publish {
             publish,
-            jobs,
+            dispatch,
             reservations,
             reply,
         })
