@@ -410,6 +410,7 @@ pub trait Store: Send + Sync + fmt::Debug {
     async fn webhook_stats(&self, webhook: &WebhookId) -> StoreResult<WebhookStats>;
 
     /// Deletes up to `limit` events (with their deliveries and attempts) older than their
-    /// project's retention, or `default_days`; returns how many.
+    /// project's retention, or `default_days`, and none with a delivery still pending or
+    /// retrying; returns how many. The search holds no write lock, only the deletes do.
     async fn prune(&self, now: Timestamp, default_days: u32, limit: u32) -> StoreResult<u64>;
 }
