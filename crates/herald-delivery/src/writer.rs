@@ -125,7 +125,8 @@ async fn commit(core: &Arc<Core>, ops: Vec<Op>) {
             // Lane workers and the rest are spawned on the main runtime, wherever this runs.
             let _main = core.runtime.enter();
             let mut published = committed.published.into_iter();
-            let mut events = Vec::with_capacity(publishes.len());
+            // Publishes not dispatched (duplicates, Trigger now): freed with the records.
+            let mut undispatched = Vec::new();
             for (publish, (dispatch, reservations, reply)) in
                 publishes.into_iter().zip(after_publish)
             {
@@ -147,7 +148,7 @@ async fn commit(core: &Arc<Core>, ops: Vec<Op>) {
                     }
                     core.dispatcher.submit(core, jobs, reservations);
                 } else {
-                    events.push(publish);
+                    undispatched.push(publish);
                 }
                 let _ = reply.send(Ok(outcome));
             }
@@ -165,7 +166,7 @@ async fn commit(core: &Arc<Core>, ops: Vec<Op>) {
             }
             // Freeing a batch (every event's data, every attempt's headers and body) is a few
             // percent of the writer's time; a runtime worker does it, off the serial step.
-            tokio::spawn(async move { drop((events, records)) });
+            tokio::spawn(async move { drop((undispatched, records)) });
         }
         Err(e) if publishes.len() + records.len() > 1 => {
             tracing::warn!(error = %e, writes = publishes.len() + records.len(), "group commit failed; committing one by one");
