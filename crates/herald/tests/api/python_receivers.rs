@@ -828,7 +828,10 @@ fn free_port() -> u16 {
 /// in its own process group (its debug reloader starts a second process) and killed with it.
 struct FlaskApp {
     child: Child,
-    output: Arc<Mutex<String>>,
+    /// What the app printed (stdout), kept apart from the server's request log (stderr): the
+    /// log line of a request can land between two lines the app prints for it.
+    printed: Arc<Mutex<String>>,
+    log: Arc<Mutex<String>>,
     _dir: tempfile::TempDir,
 }
 
@@ -862,14 +865,13 @@ impl FlaskApp {
             .process_group(0)
             .spawn()
             .expect("the Flask app starts");
-        let output = Arc::new(Mutex::new(String::new()));
-        let stdout = child.stdout.take().unwrap();
-        let stderr = child.stderr.take().unwrap();
-        collect(stdout, output.clone());
-        collect(stderr, output.clone());
+        let (printed, log) = Default::default();
+        collect(child.stdout.take().unwrap(), Arc::clone(&printed));
+        collect(child.stderr.take().unwrap(), Arc::clone(&log));
         let app = Self {
             child,
-            output,
+            printed,
+            log,
             _dir: dir,
         };
         let deadline = tokio::time::Instant::now() + WAIT;
@@ -887,14 +889,19 @@ impl FlaskApp {
         app
     }
 
+    /// Everything it wrote: what it printed, then its log.
     fn output(&self) -> String {
-        self.output.lock().unwrap().clone()
+        format!(
+            "{}{}",
+            self.printed.lock().unwrap(),
+            self.log.lock().unwrap()
+        )
     }
 
     /// Waits until the app has printed `text`.
     async fn wait_for(&self, text: &str) {
         let deadline = tokio::time::Instant::now() + WAIT;
-        while !self.output().contains(text) {
+        while !self.printed.lock().unwrap().contains(text) {
             assert!(
                 tokio::time::Instant::now() < deadline,
                 "the Flask app did not print {text:?}:\n{}",
