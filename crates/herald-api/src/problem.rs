@@ -37,6 +37,15 @@ pub enum ApiError {
         entity: &'static str,
         field: &'static str,
     },
+    /// The request conflicts with the state of what it names (409); `detail` says what to do.
+    #[error("{detail}")]
+    StateConflict {
+        /// The problem type's slug: `/problems/{kind}`.
+        kind: &'static str,
+        title: &'static str,
+        detail: String,
+        field: Option<String>,
+    },
     #[error(
         "the {entity} was changed by someone else while this request ran; read it again and retry"
     )]
@@ -127,6 +136,9 @@ impl ApiError {
                 Some((*field).to_owned()),
             ),
             Self::Changed { .. } => (S::CONFLICT, "changed-meanwhile", "Changed meanwhile", None),
+            Self::StateConflict {
+                kind, title, field, ..
+            } => (S::CONFLICT, kind, title, field.clone()),
             Self::NoRoute { .. } => (S::NOT_FOUND, "no-such-route", "No such route", None),
             Self::MethodNotAllowed { .. } => (
                 S::METHOD_NOT_ALLOWED,

@@ -3,7 +3,8 @@
 //! Publishing validates the event (known, unarchived type; data matching the type's schema),
 //! matches it against the project's active webhooks, and answers 202 only once the event and
 //! one delivery per matching webhook are committed. An event `id` is an idempotency key: sending
-//! it again returns the first event and creates nothing.
+//! it again with the same type and data returns the first event and creates nothing; with
+//! another type or data it is refused (409).
 
 use std::sync::Arc;
 
@@ -107,7 +108,9 @@ const REPLAYED: HeaderName = HeaderName::from_static("idempotent-replayed");
     params(("project" = String, Path, description = "Project id or name")),
     responses(
         (status = 202, body = EventView, description = "Committed; `Idempotent-Replayed: true` when the id was seen before"),
-        (status = 404, body = Problem), (status = 413, body = Problem), (status = 422, body = Problem)))]
+        (status = 404, body = Problem),
+        (status = 409, body = Problem, description = "The id was already published with another type or data"),
+        (status = 413, body = Problem), (status = 422, body = Problem)))]
 pub async fn publish(
     State(state): State<ApiState>,
     caller: Caller,
@@ -159,7 +162,9 @@ pub async fn publish(
         event_type,
         occurred_at: input
             .occurred_at
-            .map_or(now, |t| time::from_millis(t.timestamp_millis())),
+            .map(|t| time::within_rfc3339("occurred_at", t))
+            .transpose()?
+            .unwrap_or(now),
         data: input.data,
         actor: input.actor.map(Actor::validate).transpose()?,
         created_at: now,
@@ -184,12 +189,48 @@ pub async fn publish(
             tracing::debug!(event_id = event.id.as_str(), "published");
             Ok((StatusCode::ACCEPTED, Json(EventView::from(event))).into_response())
         }
-        Published::Duplicate(first) => Ok((
-            StatusCode::ACCEPTED,
-            [(REPLAYED, HeaderValue::from_static("true"))],
-            Json(EventView::from(*first)),
-        )
-            .into_response()),
+        Published::Duplicate(first) => {
+            same_as_first(&first, &event)?;
+            Ok((
+                StatusCode::ACCEPTED,
+                [(REPLAYED, HeaderValue::from_static("true"))],
+                Json(EventView::from(*first)),
+            )
+                .into_response())
+        }
+    }
+}
+
+/// An id is an idempotency key for one event: sending it again with the same type and data is
+/// a retry (answered with the first event), with another type or data a mistake the publisher
+/// must hear of (409), not a silent replay of something else.
+fn same_as_first(first: &Event, again: &Event) -> Result<(), ApiError> {
+    let differs = if first.event_type != again.event_type {
+        Some((
+            "type",
+            format!(
+                "type \"{}\", not \"{}\"",
+                first.event_type.as_str(),
+                again.event_type.as_str()
+            ),
+        ))
+    } else if first.data != again.data {
+        Some(("data", "other data".to_owned()))
+    } else {
+        None
+    };
+    match differs {
+        None => Ok(()),
+        Some((field, what)) => Err(ApiError::StateConflict {
+            kind: "idempotency-key-reused",
+            title: "Idempotency key reused",
+            detail: format!(
+                "event id \"{}\" was already published with {what}; an id may be sent again only \
+                 with the same type and data (give a new event a new id)",
+                first.id.as_str()
+            ),
+            field: Some(field.to_owned()),
+        }),
     }
 }
 

@@ -857,7 +857,7 @@ pub async fn replay(
     JsonBody(input): JsonBody<ReplayInput>,
 ) -> Result<Json<ReplayCount>, ApiError> {
     let webhook = load(&state, &caller, &id, Action::ManageWebhooks).await?;
-    let since = time::from_millis(input.since.timestamp_millis());
+    let since = time::within_rfc3339("since", input.since)?;
     let replayed = state
         .store
         .replay_failed(&webhook.id, since, time::now())

@@ -98,13 +98,38 @@ async fn the_same_event_id_returns_the_first_event_and_creates_nothing(app: Test
         .post(
             &format!("/v1/projects/{p}/events"),
             &app.admin,
-            json!({"id": "order-7", "type": "a.b", "data": {"v": 2}}),
+            json!({"id": "order-7", "type": "a.b", "data": {"v": 1}}),
         )
         .await;
     assert_eq!(again.ok(202), &first, "the first event comes back");
     assert_eq!(again.headers["idempotent-replayed"], "true");
     assert_eq!(app.snapshot().await, before, "nothing new was written");
     assert_eq!(deliveries_of(&app, &p, "order-7").await.len(), 1);
+
+    // The same id with other data, or another type, is a mistake the publisher hears of.
+    app.event_type(&p, "a.c").await;
+    let before = app.snapshot().await;
+    for (body, field) in [
+        (
+            json!({"id": "order-7", "type": "a.b", "data": {"v": 2}}),
+            "data",
+        ),
+        (
+            json!({"id": "order-7", "type": "a.c", "data": {"v": 1}}),
+            "type",
+        ),
+    ] {
+        let reply = app
+            .post(&format!("/v1/projects/{p}/events"), &app.admin, body)
+            .await;
+        let problem = reply.problem(409, Some(field));
+        assert_eq!(problem["type"], "/problems/idempotency-key-reused");
+        assert!(
+            problem["detail"].as_str().unwrap().contains("order-7"),
+            "{problem}"
+        );
+    }
+    assert_eq!(app.snapshot().await, before, "nothing was written");
 
     // The same id in another project is another event.
     let q = app.project("idem-2").await;
@@ -161,6 +186,14 @@ async fn bad_events_are_refused_with_the_field_and_change_nothing(app: TestApp) 
         ),
         (
             json!({"type": "payment.made", "data": {"amount": 1}, "occurred_at": "yesterday"}),
+            "occurred_at",
+        ),
+        (
+            json!({"type": "payment.made", "data": {"amount": 1}, "occurred_at": "+10000-01-01T00:00:00Z"}),
+            "occurred_at",
+        ),
+        (
+            json!({"type": "payment.made", "data": {"amount": 1}, "occurred_at": "0000-06-01T00:00:00Z"}),
             "occurred_at",
         ),
         (
