@@ -115,6 +115,7 @@ fn api_routes() -> OpenApiRouter<ApiState> {
         .routes(routes!(api_keys::create, api_keys::list))
         .routes(routes!(api_keys::revoke))
         .routes(routes!(account::secret))
+        .routes(routes!(account::rotate_secret))
         .routes(routes!(events::publish, events::list))
         .routes(routes!(events::get))
         .routes(routes!(events::deliveries))

@@ -8,6 +8,7 @@ use std::borrow::Cow;
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
+use serde_json::Value;
 use serde_json::value::RawValue;
 
 use crate::id::{AttemptId, DeliveryId, ProjectId, WebhookId};
@@ -53,7 +54,7 @@ impl AttemptTrigger {
     }
 
     pub fn parse(s: &str) -> Option<Self> {
-        serde_json::from_value(serde_json::Value::String(s.to_owned())).ok()
+        serde_json::from_value(Value::String(s.to_owned())).ok()
     }
 }
 
@@ -70,7 +71,7 @@ impl ErrorKind {
     }
 
     pub fn parse(s: &str) -> Option<Self> {
-        serde_json::from_value(serde_json::Value::String(s.to_owned())).ok()
+        serde_json::from_value(Value::String(s.to_owned())).ok()
     }
 }
 
@@ -176,6 +177,43 @@ impl HeaderRecord {
     }
 }
 
+/// Request headers whose values every reader of an attempt is shown: those Herald sets itself
+/// that carry nothing secret (and `x-herald-*`). Every other value — custom headers above all,
+/// which often carry a receiver's credentials — is shown only to roles that may see secrets.
+pub const PUBLIC_REQUEST_HEADERS: &[&str] = &[
+    "content-type",
+    "content-length",
+    "user-agent",
+    "host",
+    "webhook-id",
+    "webhook-timestamp",
+];
+
+impl HeaderRecord {
+    /// This record with every value but those of [`PUBLIC_REQUEST_HEADERS`] and Herald's own
+    /// `x-herald-*` replaced by [`REDACTED`], names kept: for readers who may not see secrets.
+    pub fn with_public_values_only(&self) -> Self {
+        let pairs: serde_json::Map<String, Value> =
+            serde_json::from_str(self.0.get()).unwrap_or_default();
+        let public = |name: &str| {
+            let lower = name.to_ascii_lowercase();
+            PUBLIC_REQUEST_HEADERS.contains(&lower.as_str())
+                || lower.starts_with(crate::webhook::HERALD_HEADER_PREFIX)
+        };
+        let hidden: Vec<&str> = pairs
+            .keys()
+            .map(String::as_str)
+            .filter(|n| !public(n))
+            .collect();
+        Self::redacted(
+            pairs.iter().map(|(name, value)| {
+                (name.as_str(), value.as_str().unwrap_or_default().as_bytes())
+            }),
+            &hidden,
+        )
+    }
+}
+
 impl Default for HeaderRecord {
     fn default() -> Self {
         Self(RawValue::from_string("{}".to_owned()).expect("`{}` is JSON"))
@@ -258,6 +296,32 @@ mod tests {
     }
 
     #[test]
+    fn readers_without_secrets_see_only_heralds_public_header_values() {
+        let sent = HeaderRecord::redacted(
+            [
+                ("content-type", "application/json"),
+                ("x-herald-delivery-id", "dlv_1"),
+                ("webhook-id", "dlv_1"),
+                ("webhook-signature", "v1,abc"),
+                ("X-Api-Key", "receiver-password"),
+                ("authorization", "Bearer abc"),
+            ],
+            &["webhook-signature"],
+        );
+        let shown = sent.with_public_values_only().to_map();
+        assert_eq!(shown["content-type"], "application/json");
+        assert_eq!(shown["x-herald-delivery-id"], "dlv_1");
+        assert_eq!(shown["webhook-id"], "dlv_1");
+        assert_eq!(shown["webhook-signature"], REDACTED);
+        assert_eq!(
+            shown["X-Api-Key"], REDACTED,
+            "custom headers are credentials"
+        );
+        assert_eq!(shown["authorization"], REDACTED);
+        assert_eq!(shown.len(), 6, "every name is still listed");
+    }
+
+    #[test]
     fn a_header_record_is_the_json_object_of_its_pairs() {
         let record = HeaderRecord::of([
             ("content-type", "application/json".as_bytes()),
@@ -270,7 +334,7 @@ mod tests {
             ("x-not-utf8", b"ok \xff"),
         ]);
         let text = serde_json::to_string(&record).unwrap();
-        let parsed: serde_json::Value = serde_json::from_str(&text).unwrap();
+        let parsed: Value = serde_json::from_str(&text).unwrap();
         assert_eq!(
             parsed,
             serde_json::json!({

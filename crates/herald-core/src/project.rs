@@ -2,6 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::event_type::EventTypeName;
 use crate::id::ProjectId;
 use crate::time::Timestamp;
 use crate::validation::InvalidField;
@@ -87,6 +88,9 @@ pub struct ProjectSettings {
     pub retention_days: Option<u32>,
     /// New webhooks start `pending` and must pass validation before receiving events.
     pub require_validation: bool,
+    /// The validation event's name for the project's webhooks; `None`: the webhook's preset's
+    /// (`Webhook Validate` for `event-data`), else the server's.
+    pub validation_event: Option<EventTypeName>,
 }
 
 impl ProjectSettings {

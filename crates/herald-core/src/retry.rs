@@ -18,13 +18,20 @@ pub fn server_default() -> RetryPolicy {
     }
 }
 
-/// Picks the policy that applies: the webhook's, else the project's, else the server's.
-pub fn effective<'a>(
-    webhook: Option<&'a RetryPolicy>,
-    project: Option<&'a RetryPolicy>,
-    server: &'a RetryPolicy,
-) -> &'a RetryPolicy {
-    webhook.or(project).unwrap_or(server)
+/// Picks the policy that applies: the webhook's own, else its preset's (a preset reproduces a
+/// platform, retry rhythm included: [`crate::shape::Preset::default_retry_policy`]), else the
+/// project's, else the server's.
+pub fn effective(
+    webhook: Option<&RetryPolicy>,
+    preset: Option<crate::shape::Preset>,
+    project: Option<&RetryPolicy>,
+    server: &RetryPolicy,
+) -> RetryPolicy {
+    webhook
+        .cloned()
+        .or_else(|| preset.and_then(crate::shape::Preset::default_retry_policy))
+        .or_else(|| project.cloned())
+        .unwrap_or_else(|| server.clone())
 }
 
 /// What to do after attempt number `attempt` (1-based) of a delivery failed.
@@ -34,7 +41,10 @@ pub enum AfterFailure {
     GiveUp,
 }
 
-/// Spreads retries by ±`JITTER_PERCENT` so that a burst of failures does not retry in a burst.
+/// Spreads retries over up to `JITTER_PERCENT` more than the scheduled delay, so that a burst
+/// of failures does not retry in a burst. Only ever longer: a schedule's delays are minimums
+/// (CloudBlue's "not less than 5 min"), and a growing schedule whose steps grow by more than
+/// this stays growing.
 pub const JITTER_PERCENT: u64 = 20;
 
 /// The decision after a failed attempt. `unit_random` is a number in [0, 1) (the caller's
@@ -57,8 +67,7 @@ pub fn after_failure(
     }
     let base_ms = u64::from(base) * 1000;
     let spread = base_ms * JITTER_PERCENT / 100;
-    let offset = ((unit_random.clamp(0.0, 1.0) * 2.0 - 1.0) * spread as f64) as i64;
-    let ms = (base_ms as i64 + offset).max(1) as u64;
+    let ms = base_ms + (unit_random.clamp(0.0, 1.0) * spread as f64) as u64;
     AfterFailure::RetryIn(Duration::from_millis(ms))
 }
 
@@ -93,11 +102,12 @@ mod tests {
         let p = policy(vec![10, 60]);
         assert_eq!(
             after_failure(&p, 1, 0.5, None),
-            AfterFailure::RetryIn(Duration::from_secs(10))
+            AfterFailure::RetryIn(Duration::from_secs(11))
         );
         assert_eq!(
             after_failure(&p, 1, 0.0, None),
-            AfterFailure::RetryIn(Duration::from_secs(8))
+            AfterFailure::RetryIn(Duration::from_secs(10)),
+            "never sooner than the schedule says"
         );
         assert_eq!(
             after_failure(&p, 2, 0.999_999, None),
@@ -122,6 +132,52 @@ mod tests {
     }
 
     #[test]
+    fn connect_webhooks_wait_at_least_five_minutes_longer_each_time() {
+        use crate::shape::Preset;
+        let server = server_default();
+        let connect = effective(None, Some(Preset::Connect), None, &server);
+        let mut previous = Duration::ZERO;
+        for attempt in 1..=connect.schedule_seconds.len() as u32 {
+            // The shortest and the longest wait the jitter allows.
+            let AfterFailure::RetryIn(least) = after_failure(&connect, attempt, 0.0, None) else {
+                panic!("gave up after {attempt}")
+            };
+            let AfterFailure::RetryIn(most) = after_failure(&connect, attempt, 1.0, None) else {
+                panic!("gave up after {attempt}")
+            };
+            assert!(
+                least >= Duration::from_secs(300),
+                "attempt {attempt}: {least:?}"
+            );
+            assert!(
+                least > previous,
+                "attempt {attempt}: {least:?} after {previous:?}"
+            );
+            previous = most;
+        }
+        assert_eq!(connect.out_of_order_after_failures, Some(1));
+        // A policy of the webhook's own wins; the project's does not replace the preset's.
+        let own = RetryPolicy {
+            schedule_seconds: vec![5],
+            out_of_order_after_failures: None,
+            out_of_order_after_hours: None,
+        };
+        assert_eq!(
+            effective(Some(&own), Some(Preset::Connect), None, &server),
+            own
+        );
+        assert_eq!(
+            effective(None, Some(Preset::Connect), Some(&own), &server),
+            connect
+        );
+        assert_eq!(
+            effective(None, Some(Preset::Standard), Some(&own), &server),
+            own
+        );
+        assert_eq!(effective(None, None, None, &server), server);
+    }
+
+    #[test]
     fn retry_after_reads_seconds_and_dates() {
         assert_eq!(parse_retry_after("120", 0), Some(Duration::from_secs(120)));
         let now = chrono::DateTime::parse_from_rfc2822("Wed, 21 Oct 2015 07:28:00 GMT")
@@ -141,9 +197,9 @@ mod tests {
     #[test]
     fn the_most_specific_policy_wins() {
         let (w, p, s) = (policy(vec![1]), policy(vec![2]), server_default());
-        assert_eq!(effective(Some(&w), Some(&p), &s), &w);
-        assert_eq!(effective(None, Some(&p), &s), &p);
-        assert_eq!(effective(None, None, &s), &s);
+        assert_eq!(effective(Some(&w), None, Some(&p), &s), w);
+        assert_eq!(effective(None, None, Some(&p), &s), p);
+        assert_eq!(effective(None, None, None, &s), s);
         assert!(s.clone().validate().is_ok());
     }
 }

@@ -176,6 +176,25 @@ impl SigningScheme {
         Ok(self)
     }
 
+    /// Whether deliveries are signed with the installation's account-level secret (CloudShare's
+    /// model) rather than the webhook's own.
+    pub fn uses_account_secret(&self) -> bool {
+        matches!(
+            self,
+            Self::HmacSha256 {
+                secret: SecretSource::Account,
+                ..
+            }
+        )
+    }
+
+    /// Whether a delivery can carry a signature per secret (Standard Webhooks' list of `v1,`
+    /// signatures), so an old secret can sign beside a new one through a rotation's grace
+    /// period. The other schemes carry one signature: a grace keeps the old secret alone.
+    pub fn signs_with_several_secrets(&self) -> bool {
+        matches!(self, Self::StandardWebhooks)
+    }
+
     /// Lower-case names of the headers this scheme sets, which custom headers may not override.
     pub fn headers_set(&self) -> BTreeSet<String> {
         match self {
@@ -220,6 +239,34 @@ impl Preset {
 
     pub fn name(self) -> &'static str {
         Self::NAMES[self as usize]
+    }
+
+    /// The retry policy a webhook of this preset follows when it sets none itself (before the
+    /// project's and the server's): CloudBlue Connect's document says "the interval between
+    /// consequent requests is not less than 5 min and it increases with each request", and that
+    /// after a limit the webhook is "out of order". Jitter only ever lengthens a delay
+    /// ([`crate::retry::after_failure`]), so 5 minutes stays the floor.
+    pub fn default_retry_policy(self) -> Option<crate::webhook::RetryPolicy> {
+        match self {
+            // 5, 10, 20, 40 min, then 1.5, 3, 6 and 12 h: nine tries over about a day, each wait
+            // longer than the one before even with the jitter (at most +20 %).
+            Self::Connect => Some(crate::webhook::RetryPolicy {
+                schedule_seconds: vec![300, 600, 1200, 2400, 5400, 10800, 21600, 43200],
+                out_of_order_after_failures: Some(1),
+                out_of_order_after_hours: Some(24),
+            }),
+            _ => None,
+        }
+    }
+
+    /// The validation event's name for webhooks of this preset, unless their project names
+    /// one: the case-management cloud's document sends `Webhook Validate`, and its receiver
+    /// answers exactly that name.
+    pub fn validation_event(self) -> Option<&'static str> {
+        match self {
+            Self::EventData => Some("Webhook Validate"),
+            _ => None,
+        }
     }
 
     /// The table of DESIGN.md, "Payload formats and signing".

@@ -74,6 +74,11 @@ pub(crate) async fn try_once(
         .last
         .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner);
+    let account_secret = if webhook.shape.scheme.uses_account_secret() {
+        core.account_secret().await
+    } else {
+        None
+    };
     let prepared = prepare_outbound(
         webhook,
         &job.event,
@@ -84,7 +89,7 @@ pub(crate) async fn try_once(
             last_success_at,
             last_failure_at,
             api_url: &core.config.api_url,
-            account_secret: core.config.account_secret.as_ref(),
+            account_secret: account_secret.as_ref(),
         },
     );
     let (request, mut outcome) = match prepared {
@@ -166,6 +171,16 @@ pub(crate) fn decide(
         return AttemptRecord {
             delivery_status: DeliveryStatus::Failed,
             webhook_change: Some(gone(&core.config.node_id)),
+            ..base
+        };
+    }
+    if base.attempt.error.as_ref().map(|e| e.kind) == Some(ErrorKind::RefusedByPolicy) {
+        // Where Herald may send does not change between tries: trying again would only be
+        // refused again, for ever. The delivery fails now, with the reason on its attempt.
+        return AttemptRecord {
+            delivery_status: DeliveryStatus::Failed,
+            delivery_exhausted: true,
+            out_of_order: Some(rule),
             ..base
         };
     }

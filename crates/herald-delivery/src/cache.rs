@@ -64,12 +64,12 @@ impl WebhookCache {
         let stats = store.webhook_stats(id).await.ok();
         let policy = retry::effective(
             webhook.retry_policy.as_ref(),
+            webhook.shape.preset,
             project
                 .as_ref()
                 .and_then(|p| p.settings.retry_policy.as_ref()),
             server_policy,
-        )
-        .clone();
+        );
         let last = stats.map_or((None, None), |s| {
             (s.last_success.map(|l| l.0), s.last_failure.map(|l| l.0))
         });

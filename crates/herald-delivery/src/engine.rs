@@ -125,7 +125,13 @@ pub(crate) struct Core {
     pub generation: std::sync::atomic::AtomicU64,
     /// The runtime sends and API handlers run on (the writer may run on a thread of its own).
     pub runtime: tokio::runtime::Handle,
+    /// The account-level secret as last read, and when.
+    pub account_secret: std::sync::Mutex<(Option<SigningSecret>, std::time::Instant)>,
 }
+
+/// How long this node signs with the account-level secret it read before reading it again: an
+/// admin's rotation through another node reaches this one within it (as webhook changes do).
+const ACCOUNT_SECRET_TTL: Duration = Duration::from_secs(2);
 
 impl Core {
     /// Queues an attempt record for the group commit.
@@ -143,6 +149,38 @@ impl Core {
                 "the writer has stopped; the lease will expire and the delivery be retried"
             );
         }
+    }
+
+    /// The account-level secret to sign with (CloudShare's model), read again from the store
+    /// once the copy in memory is older than [`ACCOUNT_SECRET_TTL`]. Only webhooks whose scheme
+    /// uses it ask.
+    pub async fn account_secret(&self) -> Option<SigningSecret> {
+        let (known, read_at) = self
+            .account_secret
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone();
+        if read_at.elapsed() < ACCOUNT_SECRET_TTL {
+            return known;
+        }
+        match self.store.account_secret(&SigningSecret::generate()).await {
+            Ok(fresh) => {
+                self.remember_account_secret(fresh.clone());
+                Some(fresh)
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "could not read the account-level secret again; signing with the one known");
+                known
+            }
+        }
+    }
+
+    fn remember_account_secret(&self, secret: SigningSecret) {
+        *self
+            .account_secret
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) =
+            (Some(secret), std::time::Instant::now());
     }
 
     /// Gives leases back in the background (nothing waits on it; if it fails they expire).
@@ -206,6 +244,25 @@ impl Core {
             }
         });
     }
+}
+
+/// The name a webhook's validation event goes out under: its project's choice, else its
+/// preset's (`Webhook Validate` for `event-data`, as the case-management cloud sends it), else
+/// the server's.
+fn validation_event_name(project: &Project, webhook: &Webhook, server: &str) -> EventTypeName {
+    project
+        .settings
+        .validation_event
+        .clone()
+        .or_else(|| {
+            webhook
+                .shape
+                .preset
+                .and_then(|p| p.validation_event())
+                .and_then(|name| EventTypeName::parse(name).ok())
+        })
+        .or_else(|| EventTypeName::parse(server).ok())
+        .unwrap_or_else(out_of_order_type)
 }
 
 fn out_of_order_type() -> EventTypeName {
@@ -305,7 +362,6 @@ impl Engine {
             ),
             cache: WebhookCache::new(Duration::from_secs(2)),
             store,
-            config,
             sender,
             writes,
             wake: Notify::new(),
@@ -313,6 +369,11 @@ impl Engine {
             system_project,
             generation: std::sync::atomic::AtomicU64::new(0),
             runtime: tokio::runtime::Handle::current(),
+            account_secret: std::sync::Mutex::new((
+                config.account_secret.clone(),
+                std::time::Instant::now(),
+            )),
+            config,
         });
         let mut tasks = vec![tokio::spawn(crate::pruner::run(core.clone()))];
         if core.store.wants_writer_thread() {
@@ -379,8 +440,8 @@ impl Engine {
         let name = match (event_type, trigger) {
             (Some(name), _) => name,
             (None, AttemptTrigger::Validation) => {
-                EventTypeName::parse(&core.config.validation_event)
-                    .unwrap_or_else(|_| out_of_order_type())
+                let project = core.store.project(&webhook.project_id).await?;
+                validation_event_name(&project, webhook, &core.config.validation_event)
             }
             (None, _) => {
                 EventTypeName::parse("webhook.test").unwrap_or_else(|_| out_of_order_type())
@@ -504,6 +565,25 @@ impl Engine {
         self.core
             .generation
             .load(std::sync::atomic::Ordering::Acquire)
+    }
+
+    /// Replaces the installation's account-level secret (an admin's rotation). Deliveries signed
+    /// with it switch at once on this node, and on the others once they read it again
+    /// (within two seconds): its schemes carry one signature, so there is no grace period.
+    pub async fn rotate_account_secret(&self, secret: SigningSecret) -> Result<(), EngineError> {
+        self.core.store.set_account_secret(&secret).await?;
+        self.core.remember_account_secret(secret);
+        Ok(())
+    }
+
+    /// Why Herald would refuse to send to `url`, when its host is an IP literal the outbound
+    /// guard refuses (private, loopback, link-local, metadata…): such a webhook could never be
+    /// delivered. Names are judged when sending, by the addresses they resolve to then.
+    pub fn refused_destination(&self, url: &url::Url) -> Option<crate::guard::Refused> {
+        let policy = DestinationPolicy {
+            allowed: self.core.config.allowed_networks.clone(),
+        };
+        crate::guard::check_literal(&policy, &url.host()?).err()
     }
 
     /// Looks for due work now rather than at the next poll (after a replay, say).

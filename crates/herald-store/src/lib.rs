@@ -317,6 +317,9 @@ pub trait Store: Send + Sync + fmt::Debug {
     /// a new database stores `candidate`; every later call, on any node, returns what was stored
     /// first, so the secret is made once and never changes.
     async fn account_secret(&self, candidate: &SigningSecret) -> StoreResult<SigningSecret>;
+    /// Replaces the account-level secret (an admin's rotation): every node signs with the new
+    /// one once it has read it again.
+    async fn set_account_secret(&self, secret: &SigningSecret) -> StoreResult<()>;
 
     async fn create_api_key(&self, key: &ApiKey) -> StoreResult<()>;
     /// The unrevoked key whose token hashes to `token_hash`.

@@ -70,7 +70,8 @@ pub(crate) fn start_position(cursor: Option<&Cursor>) -> (i64, String) {
 /// The columns of a [`ProjectRow`], as a literal for `concat!`.
 macro_rules! project_columns {
     () => {
-        "id, name, retry_policy, retention_days, require_validation, created_at, updated_at"
+        "id, name, retry_policy, retention_days, require_validation, validation_event, \
+         created_at, updated_at"
     };
 }
 pub(crate) use project_columns;
@@ -82,6 +83,7 @@ pub(crate) struct ProjectRow {
     retry_policy: Option<String>,
     retention_days: Option<i64>,
     require_validation: bool,
+    validation_event: Option<String>,
     created_at: i64,
     updated_at: i64,
 }
@@ -99,6 +101,10 @@ impl TryFrom<ProjectRow> for Project {
                     .transpose()?,
                 retention_days: r.retention_days.and_then(|d| u32::try_from(d).ok()),
                 require_validation: r.require_validation,
+                validation_event: r
+                    .validation_event
+                    .map(|n| EventTypeName::parse(&n).map_err(corrupt("validation event name")))
+                    .transpose()?,
             },
             created_at: from_millis(r.created_at),
             updated_at: from_millis(r.updated_at),

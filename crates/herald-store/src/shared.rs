@@ -98,7 +98,15 @@ async fn insert_events(
     publishes: &[NewPublish],
 ) -> StoreResult<HashMap<String, HashSet<String>>> {
     let mut inserted: HashMap<String, HashSet<String>> = HashMap::new();
-    for chunk in publishes.chunks(PADDED_CHUNK) {
+    // Only the first publish of an id in the batch is offered: with two rows of one key in one
+    // statement, PostgreSQL may insert either (its plan need not keep the VALUES order), and
+    // the caller counts the first as the event and any later one as its duplicate.
+    let mut offered: HashSet<(&str, &str)> = HashSet::with_capacity(publishes.len());
+    let firsts: Vec<&NewPublish> = publishes
+        .iter()
+        .filter(|p| offered.insert((p.event.project_id.as_str(), p.event.id.as_str())))
+        .collect();
+    for chunk in firsts.chunks(PADDED_CHUNK) {
         let mut insert = sqlx::QueryBuilder::<Db>::new(format!(
             "INSERT{OR_FAIL} INTO events (project_id, id, event_type, occurred_at, data, actor_id, actor_email, created_at) \
              SELECT v.column1, v.column2, v.column3, v.column4, v.column5, v.column6, v.column7, v.column8 FROM ("
@@ -404,13 +412,14 @@ impl Store for ThisStore {
         sqlx::query(concat!(
             "INSERT INTO projects (",
             project_columns!(),
-            ") VALUES ($1, $2, $3, $4, $5, $6, $7)"
+            ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"
         ))
         .bind(p.id.as_str())
         .bind(p.name.as_str())
         .bind(p.settings.retry_policy.as_ref().map(to_json))
         .bind(p.settings.retention_days.map(i64::from))
         .bind(p.settings.require_validation)
+        .bind(p.settings.validation_event.as_ref().map(EventTypeName::as_str))
         .bind(ms(&p.created_at))
         .bind(ms(&p.updated_at))
         .execute(&mut *self.writer().await?)
@@ -467,7 +476,7 @@ impl Store for ThisStore {
     async fn update_project(&self, p: &Project) -> StoreResult<()> {
         let done = sqlx::query(
             "UPDATE projects SET name = $2, retry_policy = $3, retention_days = $4, \
-             require_validation = $5, updated_at = $6 WHERE id = $1",
+             require_validation = $5, validation_event = $7, updated_at = $6 WHERE id = $1",
         )
         .bind(p.id.as_str())
         .bind(p.name.as_str())
@@ -475,6 +484,7 @@ impl Store for ThisStore {
         .bind(p.settings.retention_days.map(i64::from))
         .bind(p.settings.require_validation)
         .bind(ms(&p.updated_at))
+        .bind(p.settings.validation_event.as_ref().map(EventTypeName::as_str))
         .execute(&mut *self.writer().await?)
         .await
         .map_err(write_error("project", "name", "project"))?;
@@ -682,6 +692,18 @@ impl Store for ThisStore {
             .fetch_one(&mut *self.writer().await?)
             .await?;
         Ok(SigningSecret::from_stored(value))
+    }
+
+    async fn set_account_secret(&self, secret: &SigningSecret) -> StoreResult<()> {
+        sqlx::query(
+            "INSERT INTO settings (key, value) VALUES ($1, $2) \
+             ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+        )
+        .bind(ACCOUNT_SECRET_KEY)
+        .bind(secret.expose())
+        .execute(&mut *self.writer().await?)
+        .await?;
+        Ok(())
     }
 
     async fn create_api_key(&self, k: &ApiKey) -> StoreResult<()> {

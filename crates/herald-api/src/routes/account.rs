@@ -1,8 +1,10 @@
 //! `/v1/account`: what belongs to the installation as a whole.
 //!
 //! The account-level signing secret is CloudShare's model (seed 000): one secret per installation,
-//! made on the first start, never regenerated, readable by the Account Manager (here: `admin`
-//! keys) and by no other role. The `cloudshare` preset signs with it.
+//! made on the first start, "created and maintained at the account level by the Account
+//! Manager" (here: `admin` keys), readable by no other role. The `cloudshare` preset signs with
+//! it; its webhooks show it as their secret and cannot change it, so rotating it is the admin's
+//! operation here, and it applies to every such webhook at once.
 
 use axum::Json;
 use axum::extract::State;
@@ -36,6 +38,23 @@ pub async fn secret(
         .store
         .account_secret(&SigningSecret::generate())
         .await?;
+    Ok(Json(AccountSecretView {
+        secret: secret.expose().to_owned(),
+    }))
+}
+
+/// Replace the installation's account-level signing secret with a new one, returned here
+/// (admins only). Every webhook signed with it (the `cloudshare` preset) switches at once:
+/// its scheme carries one signature, so there is no grace period.
+#[utoipa::path(post, path = "/v1/account/secret/rotate", tag = "account", operation_id = "rotate_account_secret",
+    responses((status = 200, body = AccountSecretView), (status = 403, body = Problem)))]
+pub async fn rotate_secret(
+    State(state): State<ApiState>,
+    caller: Caller,
+) -> Result<Json<AccountSecretView>, ApiError> {
+    caller.require(Action::ReadAccountSecret)?;
+    let secret = SigningSecret::generate();
+    state.engine.rotate_account_secret(secret.clone()).await?;
     Ok(Json(AccountSecretView {
         secret: secret.expose().to_owned(),
     }))

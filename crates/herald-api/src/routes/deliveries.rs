@@ -36,7 +36,8 @@ pub struct AttemptView {
     started_at: DateTime<Utc>,
     duration_ms: u64,
     succeeded: bool,
-    /// What was sent; signatures and secrets (the URL's password too) are redacted.
+    /// What was sent. Signatures and the URL's password are always redacted; to roles that may
+    /// not see secrets, every header value Herald did not set itself reads `<redacted>` too.
     request: SentRequest,
     /// What came back, if anything did (the body is cut at 64 KiB).
     response: Option<ReceivedResponse>,
@@ -44,10 +45,17 @@ pub struct AttemptView {
     error: Option<AttemptError>,
 }
 
-impl From<Attempt> for AttemptView {
-    fn from(mut a: Attempt) -> Self {
-        // Attempts are read by roles that may not see secrets, a password in the URL included.
+impl AttemptView {
+    /// Signatures were redacted when the attempt was recorded, and the URL's password is here.
+    /// With `secrets` (a role that may see them) the headers are shown as sent; without, the
+    /// value of every header Herald did not set itself (custom headers are credentials) reads
+    /// `<redacted>`.
+    pub(crate) fn new(mut a: Attempt, secrets: bool) -> Self {
+        // A password in the URL is never shown here, as it never is in lists.
         a.request.url = redact_url_password(&a.request.url);
+        if !secrets {
+            a.request.headers = a.request.headers.with_public_values_only();
+        }
         Self {
             id: a.id,
             delivery_id: a.delivery_id,
@@ -62,6 +70,10 @@ impl From<Attempt> for AttemptView {
             response: a.response,
             error: a.error,
         }
+    }
+
+    pub(crate) fn for_caller(a: Attempt, caller: &Caller) -> Self {
+        Self::new(a, caller.0.may(Action::SeeSecrets))
     }
 }
 
@@ -132,17 +144,20 @@ pub async fn attempts_for_webhook(
 ) -> Result<Json<ListResponse<AttemptView>>, ApiError> {
     let page = params.request()?;
     let webhook = load_webhook(&state, &caller, &id, Action::ReadWebhooks).await?;
-    attempts_page(&state, AttemptQuery::Webhook(webhook.id), &page).await
+    attempts_page(&state, &caller, AttemptQuery::Webhook(webhook.id), &page).await
 }
 
 /// A page of attempts, as the API shows them.
 async fn attempts_page(
     state: &ApiState,
+    caller: &Caller,
     query: AttemptQuery,
     page: &PageRequest,
 ) -> Result<Json<ListResponse<AttemptView>>, ApiError> {
     let found = state.store.list_attempts(&query, page).await?;
-    Ok(Json(ListResponse::from_page(found, AttemptView::from)))
+    Ok(Json(ListResponse::from_page(found, |a| {
+        AttemptView::for_caller(a, caller)
+    })))
 }
 
 async fn load(state: &ApiState, caller: &Caller, id: &str) -> Result<Delivery, ApiError> {
@@ -177,7 +192,7 @@ pub async fn attempts(
 ) -> Result<Json<ListResponse<AttemptView>>, ApiError> {
     let page = params.request()?;
     let delivery = load(&state, &caller, &id).await?;
-    attempts_page(&state, AttemptQuery::Delivery(delivery.id), &page).await
+    attempts_page(&state, &caller, AttemptQuery::Delivery(delivery.id), &page).await
 }
 
 /// Replay one delivery: it is sent again at once, with the same delivery id.
@@ -212,5 +227,5 @@ pub async fn attempt(
     let id = AttemptId::parse(&id).map_err(|_| ApiError::NotFound { entity: "attempt" })?;
     let attempt = state.store.attempt(&id).await?;
     caller.scope(&attempt.project_id, "attempt")?;
-    Ok(Json(attempt.into()))
+    Ok(Json(AttemptView::for_caller(attempt, &caller)))
 }

@@ -5,6 +5,7 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use chrono::{DateTime, Utc};
 use herald_core::auth::Action;
+use herald_core::event_type::EventTypeName;
 use herald_core::id::ProjectId;
 use herald_core::project::{Project, ProjectName, ProjectSettings};
 use herald_core::time;
@@ -26,6 +27,10 @@ pub struct ProjectView {
     retention_days: Option<u32>,
     /// New webhooks start `pending` until their validation event succeeds.
     require_validation: bool,
+    /// The name validation events go out under; `null`: the webhook's preset's
+    /// (`Webhook Validate` for `event-data`), else the server's (`webhook.validate` unless
+    /// configured).
+    validation_event: Option<String>,
     created_at: DateTime<Utc>,
     updated_at: DateTime<Utc>,
 }
@@ -38,6 +43,7 @@ impl From<Project> for ProjectView {
             retry_policy: p.settings.retry_policy,
             retention_days: p.settings.retention_days,
             require_validation: p.settings.require_validation,
+            validation_event: p.settings.validation_event.map(Into::into),
             created_at: p.created_at,
             updated_at: p.updated_at,
         }
@@ -52,10 +58,13 @@ pub struct CreateProject {
     retry_policy: Option<RetryPolicy>,
     retention_days: Option<u32>,
     require_validation: Option<bool>,
+    /// The name validation events go out under (an event type name, e.g. `Webhook Validate`);
+    /// it need not be an event type of the project.
+    validation_event: Option<String>,
 }
 
-/// Fields absent stay as they are; `null` returns `retry_policy` and `retention_days` to the
-/// server's defaults, and is refused for `name` and `require_validation`.
+/// Fields absent stay as they are; `null` returns `retry_policy`, `retention_days` and
+/// `validation_event` to their defaults, and is refused for `name` and `require_validation`.
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateProject {
@@ -71,6 +80,9 @@ pub struct UpdateProject {
     #[serde(default, deserialize_with = "non_null")]
     #[schema(nullable = false)]
     require_validation: Option<bool>,
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<String>)]
+    validation_event: Option<Option<String>>,
 }
 
 fn retry_policy(p: Option<RetryPolicy>) -> Result<Option<RetryPolicy>, ApiError> {
@@ -78,6 +90,12 @@ fn retry_policy(p: Option<RetryPolicy>) -> Result<Option<RetryPolicy>, ApiError>
         p.map(|p| p.validate().map_err(|e| e.within("retry_policy")))
             .transpose()?,
     )
+}
+
+fn validation_event(name: Option<String>) -> Result<Option<EventTypeName>, ApiError> {
+    Ok(name
+        .map(|n| EventTypeName::parse(&n).map_err(|e| e.within("validation_event")))
+        .transpose()?)
 }
 
 fn retention(days: Option<u32>) -> Result<Option<u32>, ApiError> {
@@ -98,6 +116,7 @@ pub async fn create(
         retry_policy: retry_policy(input.retry_policy)?,
         retention_days: retention(input.retention_days)?,
         require_validation: input.require_validation.unwrap_or(false),
+        validation_event: validation_event(input.validation_event)?,
     };
     state.store.create_project(&project).await?;
     Ok((StatusCode::CREATED, Json(project.into())))
@@ -159,6 +178,9 @@ pub async fn update(
     }
     if let Some(required) = input.require_validation {
         project.settings.require_validation = required;
+    }
+    if let Some(name) = input.validation_event {
+        project.settings.validation_event = validation_event(name)?;
     }
     project.updated_at = time::now();
     state.store.update_project(&project).await?;

@@ -18,7 +18,7 @@ use herald_core::filter::EventFilter;
 use herald_core::id::{AttemptId, ProjectId, WebhookId};
 use herald_core::project::Project;
 use herald_core::secret::SigningSecret;
-use herald_core::shape::{Format, Preset, Shape, SigningScheme};
+use herald_core::shape::{Format, Preset, SecretSource, Shape, SigningScheme};
 use herald_core::time;
 use herald_core::validation::optional_text;
 use herald_core::webhook::{
@@ -48,6 +48,8 @@ pub struct WebhookView {
     method: HttpMethod,
     /// Event types subscribed to: exact names and `prefix.*` wildcards; `["*"]` for all.
     events: Vec<String>,
+    /// Extra headers sent with every delivery. They often carry the receiver's credentials:
+    /// their values read `redacted` in lists and to roles that may not see secrets.
     headers: BTreeMap<String, String>,
     custom_data: Value,
     /// The preset this webhook's format and signing match, if any.
@@ -62,23 +64,36 @@ pub struct WebhookView {
     status: WebhookStatus,
     /// Why the status last changed, and who or what changed it.
     status_reason: Option<String>,
-    /// The signing secret: shown only to roles that may see secrets, never in lists.
+    /// The secret deliveries are signed with: shown only to roles that may see it, never in
+    /// lists. For a webhook that signs with the account-level secret (the `cloudshare` preset)
+    /// that is the account's secret, which only admins may see.
     #[serde(skip_serializing_if = "Option::is_none")]
     secret: Option<String>,
     created_at: DateTime<Utc>,
     updated_at: DateTime<Utc>,
 }
 
+/// A value shown in place of a credential to readers who may not see it.
+const REDACTED: &str = "redacted";
+
 impl WebhookView {
-    /// With `secrets`, the signing secret and the URL's password are shown; without, the secret
-    /// is left out and the password reads `redacted`.
-    fn new(w: Webhook, secrets: bool) -> Self {
+    /// With `credentials`, the URL's password and the custom headers' values are shown;
+    /// without, they read `redacted`. `secret` is the signing secret to show, if any.
+    fn new(w: Webhook, credentials: bool, secret: Option<String>) -> Self {
         Self {
-            secret: secrets.then(|| w.secret.expose().to_owned()),
-            url: if secrets {
+            secret,
+            url: if credentials {
                 w.url.as_str().to_owned()
             } else {
                 w.url.redacted()
+            },
+            headers: if credentials {
+                w.headers.as_map().clone()
+            } else {
+                w.headers
+                    .iter()
+                    .map(|(name, _)| (name.clone(), REDACTED.to_owned()))
+                    .collect()
             },
             events: w.filter.to_strings().unwrap_or_else(|| vec!["*".into()]),
             preset: w.shape.preset,
@@ -90,7 +105,6 @@ impl WebhookView {
             name: w.name,
             description: w.description,
             method: w.method,
-            headers: w.headers.as_map().clone(),
             custom_data: Value::Object(w.custom_data.as_map().clone()),
             timeout_seconds: w.timeout.duration().as_secs(),
             retry_policy: w.retry_policy,
@@ -101,9 +115,51 @@ impl WebhookView {
         }
     }
 
-    fn for_caller(w: Webhook, caller: &Caller) -> Self {
-        Self::new(w, caller.0.may(Action::SeeSecrets))
+    /// As `caller` may see it: the credentials and the signing secret for roles that may see
+    /// secrets — the account-level secret, when the webhook signs with it, only for admins.
+    async fn for_caller(state: &ApiState, w: Webhook, caller: &Caller) -> Result<Self, ApiError> {
+        let credentials = caller.0.may(Action::SeeSecrets);
+        let secret = match signing_secret(state, &w, caller).await {
+            Ok(shown) => Some(shown.secret),
+            Err(ApiError::Forbidden(_)) => None,
+            Err(e) => return Err(e),
+        };
+        Ok(Self::new(w, credentials, secret))
     }
+}
+
+/// The secret a webhook's deliveries are signed with, as `caller` may see it: the webhook's own
+/// to roles that may see secrets, or — for a scheme that signs with the account-level secret
+/// (CloudShare's model) — the account's, to admins only (it signs every such webhook of every
+/// project). Anyone else gets 403.
+async fn signing_secret(
+    state: &ApiState,
+    w: &Webhook,
+    caller: &Caller,
+) -> Result<SecretView, ApiError> {
+    caller.require(Action::SeeSecrets)?;
+    if w.shape.scheme.uses_account_secret() {
+        if !caller.0.may(Action::ReadAccountSecret) {
+            return Err(ApiError::Forbidden(
+                "this webhook is signed with the account-level secret, which only admins may see"
+                    .into(),
+            ));
+        }
+        let account = state
+            .store
+            .account_secret(&SigningSecret::generate())
+            .await?;
+        return Ok(SecretView {
+            secret: account.expose().to_owned(),
+            source: SecretSource::Account,
+            previous_secret_expires_at: None,
+        });
+    }
+    Ok(SecretView {
+        secret: w.secret.expose().to_owned(),
+        source: SecretSource::Webhook,
+        previous_secret_expires_at: w.previous_secret_expires_at(time::now()),
+    })
 }
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
@@ -133,9 +189,16 @@ pub struct CreateWebhook {
     signing: Option<SigningScheme>,
     /// 1 to 600 seconds (default 30).
     timeout_seconds: Option<u64>,
+    /// `null`: the preset's (`connect`: 5 minutes, growing), else the project's, else the
+    /// server's default policy.
     retry_policy: Option<RetryPolicy>,
     /// Start disabled with `false` (default true).
     enabled: Option<bool>,
+    /// A signing secret of your choosing (e.g. the one your receiver already checks); Herald
+    /// makes one when omitted. Standard Webhooks: `whsec_` + base64 of 24 to 64 bytes; other
+    /// schemes: 8 to 256 visible ASCII characters. Not for schemes that sign with the
+    /// account-level secret.
+    secret: Option<String>,
 }
 
 /// Fields absent stay as they are; `null` clears `description`, `custom_data`, `retry_policy`,
@@ -185,6 +248,11 @@ pub struct UpdateWebhook {
     #[serde(default, deserialize_with = "present")]
     #[schema(value_type = Option<RetryPolicy>)]
     retry_policy: Option<Option<RetryPolicy>>,
+    /// Replaces the signing secret at once (no grace period; rotate for one), with one of your
+    /// choosing, under the rules of `secret` on create.
+    #[serde(default, deserialize_with = "non_null")]
+    #[schema(nullable = false)]
+    secret: Option<String>,
 }
 
 /// A webhook's user-settable fields before validation.
@@ -201,6 +269,8 @@ struct Draft {
     signing: Option<SigningScheme>,
     timeout_seconds: u64,
     retry_policy: Option<RetryPolicy>,
+    /// A secret the user chose, checked once the shape is known.
+    secret: Option<String>,
     /// Exact event names the stored filter already holds. They are kept without a check, so that
     /// archiving an event type does not freeze every webhook that names it; a create has none.
     kept_events: BTreeSet<EventTypeName>,
@@ -218,6 +288,7 @@ struct Settings {
     shape: Shape,
     timeout: Timeout,
     retry_policy: Option<RetryPolicy>,
+    secret: Option<SigningSecret>,
 }
 
 fn parse_preset(preset: Option<&str>) -> Result<Option<Preset>, InvalidField> {
@@ -248,6 +319,7 @@ impl Draft {
             signing: input.signing,
             timeout_seconds: input.timeout_seconds.unwrap_or(Timeout::DEFAULT_SECONDS),
             retry_policy: input.retry_policy,
+            secret: input.secret,
             kept_events: BTreeSet::new(),
         })
     }
@@ -266,6 +338,7 @@ impl Draft {
             signing: Some(w.shape.scheme.clone()),
             timeout_seconds: w.timeout.duration().as_secs(),
             retry_policy: w.retry_policy.clone(),
+            secret: None,
             kept_events: w.filter.exact_names().map(|(_, n)| n.clone()).collect(),
         }
     }
@@ -322,6 +395,9 @@ impl Draft {
         if let Some(policy) = patch.retry_policy {
             self.retry_policy = policy;
         }
+        if let Some(secret) = patch.secret {
+            self.secret = Some(secret);
+        }
         Ok(self)
     }
 
@@ -332,10 +408,14 @@ impl Draft {
             .map(|s| s.validate().map_err(|e| e.within("signing")))
             .transpose()?;
         let shape = Shape::resolve(self.preset, self.format, signing);
+        let secret = self
+            .secret
+            .map(|v| SigningSecret::chosen(&v, &shape.scheme, "secret"))
+            .transpose()?;
         let settings = Settings {
             name: webhook_name(&self.name)?,
             description: optional_text("description", self.description.as_deref(), 1000)?,
-            url: TargetUrl::parse(&self.url, state.settings.allow_http)?,
+            url: deliverable_url(state, &self.url)?,
             method: self.method,
             headers: CustomHeaders::parse(self.headers, &shape)?,
             custom_data: CustomData::parse(self.custom_data)?,
@@ -345,11 +425,29 @@ impl Draft {
                 .retry_policy
                 .map(|p| p.validate().map_err(|e| e.within("retry_policy")))
                 .transpose()?,
+            secret,
             filter,
         };
         check_event_types_exist(state, project, &settings.filter, &self.kept_events).await?;
         Ok(settings)
     }
+}
+
+/// A target URL Herald could deliver to: http(s) as the server allows, and not an address the
+/// outbound guard refuses (a name is checked again, after DNS, at every send).
+fn deliverable_url(state: &ApiState, value: &str) -> Result<TargetUrl, InvalidField> {
+    let url = TargetUrl::parse(value, state.settings.allow_http)?;
+    if let Some(refused) = state.engine.refused_destination(url.url()) {
+        return Err(InvalidField::new(
+            "url",
+            format!(
+                "points at {} ({}), where Herald does not deliver; an operator can \
+                 allow its network with --allow-network (HERALD_ALLOW_NETWORKS)",
+                refused.ip, refused.why
+            ),
+        ));
+    }
+    Ok(url)
 }
 
 /// Exact names in a filter must be known, unarchived event types of the project, except those in
@@ -467,7 +565,7 @@ pub async fn create(
         retry_policy: s.retry_policy,
         status,
         status_reason,
-        secret: SigningSecret::generate(),
+        secret: s.secret.unwrap_or_else(SigningSecret::generate),
         previous_secret: None,
         created_at: now,
         updated_at: now,
@@ -476,7 +574,7 @@ pub async fn create(
     state.engine.webhook_created(&webhook.id);
     Ok((
         StatusCode::CREATED,
-        Json(WebhookView::for_caller(webhook, &caller)),
+        Json(WebhookView::for_caller(&state, webhook, &caller).await?),
     ))
 }
 
@@ -531,7 +629,7 @@ pub async fn list(
     };
     let found = state.store.list_webhooks(&query, &page).await?;
     Ok(Json(ListResponse::from_page(found, |w| {
-        WebhookView::new(w, false)
+        WebhookView::new(w, false, None)
     })))
 }
 
@@ -545,7 +643,9 @@ pub async fn get(
     Path(id): Path<String>,
 ) -> Result<Json<WebhookView>, ApiError> {
     let webhook = load(&state, &caller, &id, Action::ReadWebhooks).await?;
-    Ok(Json(WebhookView::for_caller(webhook, &caller)))
+    Ok(Json(
+        WebhookView::for_caller(&state, webhook, &caller).await?,
+    ))
 }
 
 /// Change some of a webhook's settings.
@@ -574,13 +674,32 @@ pub async fn update(
     webhook.shape = s.shape;
     webhook.timeout = s.timeout;
     webhook.retry_policy = s.retry_policy;
+    match s.secret {
+        Some(secret) => {
+            // An edit sets the secret, as the case-management cloud's edit does: at once.
+            caller.require(Action::SeeSecrets)?;
+            webhook.secret = secret;
+            webhook.previous_secret = None;
+        }
+        None if !webhook.secret.fits(&webhook.shape.scheme) => {
+            return Err(InvalidField::new(
+                "secret",
+                "the webhook's secret is not a Standard Webhooks secret (\"whsec_\" + base64), \
+                 which Standard Webhooks receivers need; give one in \"secret\" with this change",
+            )
+            .into());
+        }
+        None => {}
+    }
     webhook.updated_at = time::now();
     state
         .store
         .update_webhook_if_unchanged(&webhook, seen)
         .await?;
     state.engine.webhook_changed(&webhook.id);
-    Ok(Json(WebhookView::for_caller(webhook, &caller)))
+    Ok(Json(
+        WebhookView::for_caller(&state, webhook, &caller).await?,
+    ))
 }
 
 /// Delete a webhook and its deliveries.
@@ -617,7 +736,7 @@ async fn set_status(
             .await?;
         state.engine.webhook_changed(&webhook.id);
     }
-    Ok(Json(WebhookView::for_caller(webhook, caller)))
+    Ok(Json(WebhookView::for_caller(state, webhook, caller).await?))
 }
 
 /// Enable a webhook (from disabled or out of order).
@@ -646,24 +765,20 @@ pub async fn disable(
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct SecretView {
-    /// The signing secret (`whsec_…`).
+    /// The secret deliveries are signed with.
     secret: String,
+    /// `webhook`: the webhook's own; `account`: the installation's account-level secret
+    /// (CloudShare's model), which every webhook of that scheme shares and no webhook can
+    /// change (an admin rotates it with `POST /v1/account/secret/rotate`).
+    source: SecretSource,
     /// While the secret a rotation replaced is still in use, when it stops: until then Standard
     /// Webhooks deliveries carry a signature with each secret, and single-signature schemes
     /// (HMAC header, secret header, JWT) still sign with the old one. `null` otherwise.
     previous_secret_expires_at: Option<DateTime<Utc>>,
 }
 
-impl SecretView {
-    fn new(webhook: &Webhook) -> Self {
-        Self {
-            secret: webhook.secret.expose().to_owned(),
-            previous_secret_expires_at: webhook.previous_secret_expires_at(time::now()),
-        }
-    }
-}
-
-/// Get a webhook's signing secret (admins and project admins).
+/// Get the secret a webhook's deliveries are signed with (admins and project admins; the
+/// account-level secret, for webhooks that sign with it, to admins only).
 #[utoipa::path(get, path = "/v1/webhooks/{id}/secret", tag = "webhooks",
     params(("id" = String, Path, description = "Webhook id")),
     responses((status = 200, body = SecretView), (status = 403, body = Problem), (status = 404, body = Problem)))]
@@ -673,7 +788,7 @@ pub async fn secret(
     Path(id): Path<String>,
 ) -> Result<Json<SecretView>, ApiError> {
     let webhook = load(&state, &caller, &id, Action::SeeSecrets).await?;
-    Ok(Json(SecretView::new(&webhook)))
+    Ok(Json(signing_secret(&state, &webhook, &caller).await?))
 }
 
 /// How to rotate a webhook's signing secret. The body may be left out.
@@ -681,17 +796,24 @@ pub async fn secret(
 #[serde(deny_unknown_fields)]
 pub struct RotateSecret {
     /// How long the replaced secret stays in use, in seconds: 0 (switch at once) to 2592000
-    /// (30 days). Default: the server's `rotation_grace_seconds` (86400 unless configured).
+    /// (30 days). Default: for Standard Webhooks, which signs with both secrets meanwhile, the
+    /// server's `rotation_grace_seconds` (86400 unless configured); for the single-signature
+    /// schemes (JWT, HMAC header, secret header) 0: the new secret is in force at once.
     grace_seconds: Option<u64>,
+    /// The new secret, of your choosing (the rules of `secret` on create); Herald makes one
+    /// when omitted.
+    secret: Option<String>,
 }
 
-/// Replace a webhook's signing secret with a new one, returned here. The old secret stays in
-/// use for a grace period: Standard Webhooks deliveries are signed with both secrets, the other
-/// schemes keep signing with the old one until the grace period ends, then switch.
+/// Replace a webhook's signing secret with a new one, returned here. For Standard Webhooks the
+/// old secret keeps signing beside the new one for a grace period (the server's, by default);
+/// the single-signature schemes switch at once unless a grace period is asked for, during which
+/// they keep signing with the old one. Webhooks signed with the account-level secret have none
+/// of their own to rotate (409).
 #[utoipa::path(post, path = "/v1/webhooks/{id}/secret/rotate", tag = "webhooks",
     request_body(content = Option<RotateSecret>, description = "Optional; `{}` or no body uses the server's grace period."),
     params(("id" = String, Path, description = "Webhook id")),
-    responses((status = 200, body = SecretView), (status = 403, body = Problem), (status = 404, body = Problem), (status = 422, body = Problem)))]
+    responses((status = 200, body = SecretView), (status = 403, body = Problem), (status = 404, body = Problem), (status = 409, body = Problem), (status = 422, body = Problem)))]
 pub async fn rotate_secret(
     State(state): State<ApiState>,
     caller: Caller,
@@ -701,19 +823,38 @@ pub async fn rotate_secret(
     caller.require(Action::SeeSecrets)?;
     let mut webhook = load(&state, &caller, &id, Action::ManageWebhooks).await?;
     let seen = webhook.updated_at;
-    let grace = match input.and_then(|i| i.grace_seconds) {
+    if webhook.shape.scheme.uses_account_secret() {
+        return Err(ApiError::StateConflict {
+            kind: "secret-not-rotatable",
+            title: "Secret cannot be rotated",
+            detail:
+                "this webhook is signed with the account-level secret, which cannot be changed \
+                     or regenerated per webhook; an admin rotates it for every such webhook with \
+                     POST /v1/account/secret/rotate"
+                    .into(),
+            field: None,
+        });
+    }
+    let input = input.unwrap_or_default();
+    let scheme = &webhook.shape.scheme;
+    let grace = match input.grace_seconds {
         Some(seconds) => RotationGrace::from_seconds(seconds)?,
-        None => state.settings.rotation_grace,
+        None if scheme.signs_with_several_secrets() => state.settings.rotation_grace,
+        None => RotationGrace::from_seconds(0)?,
+    };
+    let new = match input.secret {
+        Some(chosen) => SigningSecret::chosen(&chosen, scheme, "secret")?,
+        None => SigningSecret::generate(),
     };
     let now = time::now();
-    webhook.rotate_secret(SigningSecret::generate(), now, grace);
+    webhook.rotate_secret(new, now, grace);
     webhook.updated_at = now;
     state
         .store
         .update_webhook_if_unchanged(&webhook, seen)
         .await?;
     state.engine.webhook_changed(&webhook.id);
-    Ok(Json(SecretView::new(&webhook)))
+    Ok(Json(signing_secret(&state, &webhook, &caller).await?))
 }
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]
@@ -812,7 +953,9 @@ pub async fn trigger(
         .engine
         .send_now(&webhook, event_type, data, AttemptTrigger::Manual)
         .await?;
-    Ok(Json(attempt.into()))
+    Ok(Json(crate::routes::deliveries::AttemptView::for_caller(
+        attempt, &caller,
+    )))
 }
 
 /// Validate: send the validation event; a 2xx moves a `pending` webhook to `active`.
@@ -830,7 +973,9 @@ pub async fn validate(
         .engine
         .send_now(&webhook, None, data, AttemptTrigger::Validation)
         .await?;
-    Ok(Json(attempt.into()))
+    Ok(Json(crate::routes::deliveries::AttemptView::for_caller(
+        attempt, &caller,
+    )))
 }
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]

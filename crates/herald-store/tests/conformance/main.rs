@@ -120,6 +120,7 @@ async fn projects(store: &dyn Store) {
     renamed.name = ProjectName::parse("alpha-2").unwrap();
     renamed.settings.retention_days = Some(7);
     renamed.settings.require_validation = true;
+    renamed.settings.validation_event = Some(EventTypeName::parse("Webhook Validate").unwrap());
     renamed.settings.retry_policy = Some(RetryPolicy {
         schedule_seconds: vec![1, 2],
         out_of_order_after_failures: Some(2),
@@ -1107,6 +1108,14 @@ async fn account_secret(store: &dyn Store) {
         .await
         .unwrap();
     assert_eq!(again, first, "later calls keep the first secret");
+    // An admin's rotation replaces it for every later reader.
+    let rotated = SigningSecret::generate();
+    store.set_account_secret(&rotated).await.unwrap();
+    let read = store
+        .account_secret(&SigningSecret::generate())
+        .await
+        .unwrap();
+    assert_eq!(read, rotated);
 }
 
 /// The whole story, in order, on one store.

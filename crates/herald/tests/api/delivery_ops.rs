@@ -282,6 +282,68 @@ async fn the_validation_event_goes_out_under_its_configured_name() {
     assert_eq!(now.ok(200)["status"], "active");
 }
 
+async fn a_project_names_its_validation_event_for_every_preset(app: TestApp) {
+    let receiver = Receiver::start().await;
+    let created = app
+        .post(
+            "/v1/projects",
+            &app.admin,
+            json!({"name": "sites", "require_validation": true, "validation_event": "Site Validate"}),
+        )
+        .await;
+    let project = created.ok(201).clone();
+    assert_eq!(project["validation_event"], "Site Validate");
+    let p = id(&project).to_owned();
+    for preset in ["standard", "event-data"] {
+        let hook = app
+            .webhook(&p, preset, json!({"url": receiver.url, "preset": preset}))
+            .await;
+        let validate = format!("/v1/webhooks/{}/validate", id(&hook));
+        post_empty(&app, &validate, &app.admin).await.ok(200);
+    }
+    let got = receiver.received();
+    assert_eq!(got[0].json()["type"], "Site Validate");
+    assert_eq!(got[1].json(), json!({"event": "Site Validate", "data": {}}));
+
+    // Cleared, the preset's name applies again (event-data: "Webhook Validate"), and the
+    // server's for the others.
+    let path = format!("/v1/projects/{p}");
+    let cleared = app
+        .patch(&path, &app.admin, json!({"validation_event": null}))
+        .await;
+    assert_eq!(cleared.ok(200)["validation_event"], Value::Null);
+    for preset in ["event-data", "standard"] {
+        let hook = app
+            .webhook(
+                &p,
+                &format!("{preset}-2"),
+                json!({"url": receiver.url, "preset": preset}),
+            )
+            .await;
+        let validate = format!("/v1/webhooks/{}/validate", id(&hook));
+        post_empty(&app, &validate, &app.admin).await.ok(200);
+    }
+    let got = receiver.received();
+    assert_eq!(got[2].json()["event"], "Webhook Validate");
+    assert_eq!(got[3].json()["type"], "webhook.validate");
+
+    // A name that is no event type name is refused, and changes nothing.
+    let before = app.snapshot().await;
+    for bad in [json!(""), json!("bad*name"), json!(7), json!(" lead")] {
+        app.patch(&path, &app.admin, json!({"validation_event": bad}))
+            .await
+            .problem(422, Some("validation_event"));
+        app.post(
+            "/v1/projects",
+            &app.admin,
+            json!({"name": "other", "validation_event": bad}),
+        )
+        .await
+        .problem(422, Some("validation_event"));
+    }
+    assert_eq!(app.snapshot().await, before);
+}
+
 async fn replaying_a_delivery_sends_it_again_with_the_same_delivery_id(app: TestApp) {
     let receiver = Receiver::start().await;
     let p = app.project("shop").await;
@@ -624,6 +686,7 @@ on_both_stores!(
     trigger_now_sends_at_once_whatever_the_filter_and_answers_with_the_attempt,
     a_successful_trigger_now_brings_an_out_of_order_webhook_back,
     only_a_2xx_to_the_validation_event_activates_a_pending_webhook,
+    a_project_names_its_validation_event_for_every_preset,
     replaying_a_delivery_sends_it_again_with_the_same_delivery_id,
     failed_deliveries_are_listed_as_undelivered_and_replayed_since_a_time,
     disabling_holds_queued_deliveries_and_enabling_sends_them,

@@ -20,7 +20,7 @@ use std::time::Duration;
 use herald_core::time::Timestamp;
 use serde_json::{Value, json};
 
-use crate::helpers::{Backend, Options, TestApp, on_both_stores, spawn_app, spawn_app_with};
+use crate::helpers::{Backend, TestApp, on_both_stores, spawn_app};
 use crate::receiver::{Received, Receiver};
 
 const WAIT: Duration = Duration::from_secs(15);
@@ -351,20 +351,86 @@ async fn the_cloudshare_preset_is_signed_with_the_account_secret_as_document_000
         )
         .await,
     );
-    // Signed with the account's secret, not the webhook's own.
-    let own = hook["secret"].as_str().unwrap();
-    assert_ne!(own, account);
-    refused(receive(&python, "cloudshare", own, &got, 0).await);
+    // The secret the webhook shows — where a CloudShare user copies it from — is the one that
+    // signs: the account's.
+    let id = hook["id"].as_str().unwrap();
+    let shown = hook["secret"].as_str().unwrap().to_owned();
+    assert_eq!(shown, account, "the create answer shows the account secret");
+    let read = app
+        .get(&format!("/v1/webhooks/{id}/secret"), &app.admin)
+        .await;
+    assert_eq!(read.ok(200)["secret"], account.as_str());
+    assert_eq!(read.ok(200)["source"], "account");
+    accepted(receive(&python, "cloudshare", &shown, &got, 0).await);
+    let got_view = app.get(&format!("/v1/webhooks/{id}"), &app.admin).await;
+    assert_eq!(got_view.ok(200)["secret"], account.as_str());
+
+    // "The secret key cannot be changed or regenerated" on the webhook.
+    let before = app.snapshot().await;
+    let rotate = app
+        .post(
+            &format!("/v1/webhooks/{id}/secret/rotate"),
+            &app.admin,
+            json!({}),
+        )
+        .await;
+    let problem = rotate.problem(409, None);
+    assert_eq!(problem["type"], "/problems/secret-not-rotatable");
+    assert!(
+        problem["detail"]
+            .as_str()
+            .unwrap()
+            .contains("/v1/account/secret/rotate"),
+        "{problem}"
+    );
+    app.patch(
+        &format!("/v1/webhooks/{id}"),
+        &app.admin,
+        json!({"secret": "super-secret-key"}),
+    )
+    .await
+    .problem(422, Some("secret"));
+    assert_eq!(app.snapshot().await, before, "nothing changed");
+
+    // The account secret signs every project's cloudshare webhooks: a project admin neither
+    // sees it on the webhook nor reads it.
+    let project_admin = app.key("project_admin", Some(&p)).await;
+    let seen = app.get(&format!("/v1/webhooks/{id}"), &project_admin).await;
+    assert!(seen.ok(200).get("secret").is_none(), "{:#}", seen.body);
+    app.get(&format!("/v1/webhooks/{id}/secret"), &project_admin)
+        .await
+        .problem(403, None);
+
+    // Rotating the account secret is the admin's: the webhook shows the new one, and the next
+    // delivery is signed with it alone.
+    let rotated = app
+        .post("/v1/account/secret/rotate", &app.admin, json!({}))
+        .await;
+    let new = rotated.ok(200)["secret"].as_str().unwrap().to_owned();
+    assert_ne!(new, account);
+    let read = app
+        .get(&format!("/v1/webhooks/{id}/secret"), &app.admin)
+        .await;
+    assert_eq!(read.ok(200)["secret"], new.as_str());
+    app.post("/v1/account/secret/rotate", &project_admin, json!({}))
+        .await
+        .problem(403, None);
+    publish(
+        &app,
+        &p,
+        json!({"type": "environment.suspended", "data": {"environmentId": "env-2"}}),
+    )
+    .await;
+    let next = Request::from(&receiver.wait_for(2, WAIT).await[1]);
+    accepted(receive(&python, "cloudshare", &new, &next, 0).await);
+    refused(receive(&python, "cloudshare", &account, &next, 0).await);
 }
 
 #[tokio::test]
 async fn the_event_data_preset_is_received_by_the_flask_app_of_document_004() {
     let Some(python) = python() else { return };
-    let options = Options {
-        validation_event: "Webhook Validate".into(),
-        ..Options::default()
-    };
-    let app = spawn_app_with(Backend::Sqlite, options).await.unwrap();
+    // No server setting names the validation event: the preset sends `Webhook Validate`.
+    let app = spawn_app(Backend::Sqlite).await.unwrap();
     let project = app
         .post(
             "/v1/projects",
@@ -381,11 +447,14 @@ async fn the_event_data_preset_is_received_by_the_flask_app_of_document_004() {
         .webhook(
             &p,
             "case management",
-            json!({"url": url, "preset": "event-data", "events": ["Site Plan Change"]}),
+            // The document's user writes their own secret into both systems.
+            json!({"url": url, "preset": "event-data", "events": ["Site Plan Change"],
+                   "secret": "super-secret-key"}),
         )
         .await;
     assert_eq!(hook["status"], "pending", "{hook:#}");
-    let flask = FlaskApp::start(&python, hook["secret"].as_str().unwrap(), port).await;
+    assert_eq!(hook["secret"], "super-secret-key");
+    let flask = FlaskApp::start(&python, port).await;
 
     // Validate: the app answers "Webhook Validate" with OK, and the webhook becomes active.
     let id = id_of(&hook);
@@ -439,10 +508,33 @@ async fn the_event_data_preset_is_received_by_the_flask_app_of_document_004() {
     let refused = refused.ok(200);
     assert_eq!(refused["succeeded"], false);
     assert_eq!(refused["response"]["status"], 401);
-    let stranger = app
-        .get(&format!("/v1/webhooks/{}", id_of(&stranger)), &app.admin)
+    let stranger_id = id_of(&stranger);
+    let got = app
+        .get(&format!("/v1/webhooks/{stranger_id}"), &app.admin)
         .await;
-    assert_eq!(stranger.ok(200)["status"], "pending");
+    assert_eq!(got.ok(200)["status"], "pending");
+
+    // "Use the edit option to update that": the secret typed in takes effect at once.
+    let edited = app
+        .patch(
+            &format!("/v1/webhooks/{stranger_id}"),
+            &app.admin,
+            json!({"secret": "super-secret-key"}),
+        )
+        .await;
+    assert_eq!(edited.ok(200)["secret"], "super-secret-key");
+    let accepted = app
+        .post(
+            &format!("/v1/webhooks/{stranger_id}/validate"),
+            &app.admin,
+            json!({}),
+        )
+        .await;
+    assert_eq!(accepted.ok(200)["succeeded"], true, "{}", flask.output());
+    let got = app
+        .get(&format!("/v1/webhooks/{stranger_id}"), &app.admin)
+        .await;
+    assert_eq!(got.ok(200)["status"], "active");
 }
 
 #[tokio::test]
@@ -513,6 +605,87 @@ async fn the_connect_preset_bearer_is_accepted_by_pyjwt_and_expired_or_tampered_
     }
     let error = refused(receive(&python, "cloudblue", "not-the-secret", &got, 0).await);
     assert!(error.starts_with("InvalidSignatureError"), "{error}");
+}
+
+#[tokio::test]
+async fn a_connect_webhook_retries_after_five_minutes_and_a_regenerated_secret_signs_at_once() {
+    let Some(python) = python() else { return };
+    let app = spawn_app(Backend::Sqlite).await.unwrap();
+    let (p, receiver) = setup(&app, "connect-retries", "fulfillment_requests").await;
+    receiver.always(crate::receiver::Reply::status(500));
+    let hook = app
+        .webhook(
+            &p,
+            "Tutorial Webhook",
+            json!({"url": receiver.url, "preset": "connect"}),
+        )
+        .await;
+    let id = id_of(&hook).to_owned();
+    publish(
+        &app,
+        &p,
+        json!({"type": "fulfillment_requests", "data": {"purpose": "demo"}}),
+    )
+    .await;
+    receiver.wait_for(1, WAIT).await;
+
+    // "The interval between consequent requests is not less than 5 min."
+    let retrying = wait_for_delivery(&app, &id, "retrying").await;
+    let attempts = app
+        .get(&format!("/v1/webhooks/{id}/attempts"), &app.admin)
+        .await;
+    let first_try = timestamp(&attempts.ok(200)["data"][0]["started_at"]);
+    let next = timestamp(&retrying["next_attempt_at"]);
+    let wait = (next - first_try).num_seconds();
+    assert!(
+        (300..=370).contains(&wait),
+        "next try {wait} s after the first"
+    );
+    let stats = app
+        .get(&format!("/v1/webhooks/{id}/stats"), &app.admin)
+        .await;
+    assert_eq!(timestamp(&stats.ok(200)["next_trigger_at"]), next);
+
+    // A policy of the webhook's own still wins.
+    let quick = app
+        .webhook(
+            &p,
+            "Quick Webhook",
+            json!({"url": receiver.url, "preset": "connect",
+                   "retry_policy": {"schedule_seconds": [1, 1]}}),
+        )
+        .await;
+    publish(
+        &app,
+        &p,
+        json!({"type": "fulfillment_requests", "data": {"purpose": "again"}}),
+    )
+    .await;
+    // One more for the connect webhook, three for the quick one (the first and two retries).
+    receiver.wait_for(1 + 1 + 3, WAIT).await;
+    wait_for_delivery(&app, id_of(&quick), "failed").await;
+
+    // "Generate a new value": the new secret is in force at once.
+    receiver.always(crate::receiver::Reply::status(200));
+    let old = hook["secret"].as_str().unwrap().to_owned();
+    let rotated = rotate(&app, &id, None).await;
+    assert_eq!(rotated["previous_secret_expires_at"], Value::Null);
+    let new = rotated["secret"].as_str().unwrap().to_owned();
+    assert_ne!(new, old);
+    let attempt = app
+        .post(&format!("/v1/webhooks/{id}/trigger"), &app.admin, json!({}))
+        .await;
+    assert_eq!(attempt.ok(200)["succeeded"], true);
+    let got = receiver.received();
+    let triggered = Request::from(got.last().unwrap());
+    accepted(receive(&python, "cloudblue", &new, &triggered, 0).await);
+    refused(receive(&python, "cloudblue", &old, &triggered, 0).await);
+    // A grace period is still there for the asking: the old secret keeps signing through it.
+    let graced = rotate(&app, &id, Some(json!({"grace_seconds": 3600}))).await;
+    assert!(
+        graced["previous_secret_expires_at"].is_string(),
+        "{graced:#}"
+    );
 }
 
 #[tokio::test]
@@ -824,7 +997,7 @@ fn free_port() -> u16 {
         .port()
 }
 
-/// Document 004's Flask app, as printed there, with only its secret and port changed, running
+/// Document 004's Flask app, as printed there, with only its port changed, running
 /// in its own process group (its debug reloader starts a second process) and killed with it.
 struct FlaskApp {
     child: Child,
@@ -836,16 +1009,13 @@ struct FlaskApp {
 }
 
 impl FlaskApp {
-    async fn start(python: &Path, secret: &str, port: u16) -> Self {
+    async fn start(python: &Path, port: u16) -> Self {
         let printed =
             std::fs::read_to_string(format!("{PYTHON_DIR}/case_management_flask_app.py")).unwrap();
-        let changes = [
-            ("\"super-secret-key\"", format!("{secret:?}")),
-            (
-                "app.run(debug=True)",
-                format!("app.run(debug=True, port={port})"),
-            ),
-        ];
+        let changes = [(
+            "app.run(debug=True)",
+            format!("app.run(debug=True, port={port})"),
+        )];
         let mut program = printed.clone();
         for (from, to) in &changes {
             assert_eq!(program.matches(from).count(), 1, "{from} once in the app");

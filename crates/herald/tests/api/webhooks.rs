@@ -1406,6 +1406,216 @@ async fn a_server_that_refuses_plain_http_accepts_only_https_targets() {
         .ok(200);
 }
 
+async fn custom_header_values_are_shown_only_to_roles_that_may_see_secrets(app: TestApp) {
+    let project = app.project("acme").await;
+    let receiver = crate::receiver::Receiver::start().await;
+    let hook = app
+        .webhook(
+            &project,
+            "ops",
+            json!({"url": receiver.url, "headers": {"X-Api-Key": "receiver-password", "X-Tenant": "t-1"}}),
+        )
+        .await;
+    let id = id_of(&hook);
+    assert_eq!(hook["headers"]["X-Api-Key"], "receiver-password");
+    let attempt = app
+        .post(&format!("/v1/webhooks/{id}/trigger"), &app.admin, json!({}))
+        .await;
+    assert_eq!(
+        attempt.ok(200)["request"]["headers"]["x-api-key"],
+        "receiver-password"
+    );
+    assert_eq!(
+        receiver.received()[0].header("x-api-key"),
+        Some("receiver-password")
+    );
+
+    let viewer = app.key("project_viewer", Some(&project)).await;
+    let project_admin = app.key("project_admin", Some(&project)).await;
+    let seen = app.get(&format!("/v1/webhooks/{id}"), &viewer).await;
+    assert_eq!(
+        seen.ok(200)["headers"],
+        json!({"X-Api-Key": "redacted", "X-Tenant": "redacted"}),
+        "names shown, values not"
+    );
+    for key in [&app.admin, &viewer] {
+        let listed = app.get("/v1/webhooks", key).await;
+        assert_eq!(
+            listed.ok(200)["data"][0]["headers"]["X-Api-Key"],
+            "redacted"
+        );
+    }
+    let shown = app.get(&format!("/v1/webhooks/{id}"), &project_admin).await;
+    assert_eq!(shown.ok(200)["headers"]["X-Api-Key"], "receiver-password");
+
+    // The attempts' recorded request headers follow the same rule; Herald's own stay readable.
+    let as_viewer = app
+        .get(&format!("/v1/webhooks/{id}/attempts"), &viewer)
+        .await;
+    let headers = as_viewer.ok(200)["data"][0]["request"]["headers"].clone();
+    assert_eq!(headers["x-api-key"], "<redacted>", "{headers:#}");
+    assert_eq!(headers["x-tenant"], "<redacted>");
+    assert_eq!(headers["content-type"], "application/json");
+    assert!(
+        headers["webhook-id"].as_str().unwrap().starts_with("dlv_"),
+        "{headers:#}"
+    );
+    let attempt_id = as_viewer.ok(200)["data"][0]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let one = app
+        .get(&format!("/v1/attempts/{attempt_id}"), &viewer)
+        .await;
+    assert_eq!(one.ok(200)["request"]["headers"]["x-api-key"], "<redacted>");
+    let as_admin = app
+        .get(&format!("/v1/webhooks/{id}/attempts"), &project_admin)
+        .await;
+    assert_eq!(
+        as_admin.ok(200)["data"][0]["request"]["headers"]["x-api-key"],
+        "receiver-password"
+    );
+}
+
+async fn a_secret_of_the_user_s_choosing_is_checked_for_its_scheme(app: TestApp) {
+    let project = app.project("acme").await;
+    let before = app.snapshot().await;
+    let cases = [
+        (
+            json!({"preset": "event-data", "secret": "short"}),
+            "8 to 256",
+        ),
+        (
+            json!({"preset": "event-data", "secret": "has a space!"}),
+            "8 to 256",
+        ),
+        (json!({"preset": "connect", "secret": 7}), ""),
+        (
+            json!({"preset": "standard", "secret": "super-secret-key"}),
+            "whsec_",
+        ),
+        (
+            json!({"preset": "standard", "secret": "whsec_c2hvcnQ="}),
+            "24 to 64",
+        ),
+        (
+            json!({"preset": "cloudshare", "secret": "super-secret-key"}),
+            "account-level",
+        ),
+    ];
+    for (extra, says) in cases {
+        let mut body = json!({"project": project, "name": "h", "url": "https://example.com/hook"});
+        body.as_object_mut()
+            .unwrap()
+            .extend(extra.as_object().unwrap().clone());
+        let reply = app.post("/v1/webhooks", &app.admin, body).await;
+        let problem = reply.problem(422, Some("secret"));
+        assert!(
+            problem["detail"].as_str().unwrap().contains(says),
+            "{problem:#}"
+        );
+    }
+    assert_eq!(app.snapshot().await, before, "nothing was created");
+
+    // Good ones, on create, edit and rotation.
+    let standard = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+    let hook = app
+        .webhook(
+            &project,
+            "std",
+            json!({"url": "https://example.com/a", "secret": standard}),
+        )
+        .await;
+    assert_eq!(hook["secret"], standard);
+    let id = id_of(&hook);
+    let hook = app
+        .webhook(
+            &project,
+            "cases",
+            json!({"url": "https://example.com/b", "preset": "event-data", "secret": "super-secret-key"}),
+        )
+        .await;
+    let cases = id_of(&hook);
+    let edited = app
+        .patch(
+            &format!("/v1/webhooks/{cases}"),
+            &app.admin,
+            json!({"secret": "another-secret"}),
+        )
+        .await;
+    assert_eq!(edited.ok(200)["secret"], "another-secret");
+    let read = app
+        .get(&format!("/v1/webhooks/{cases}/secret"), &app.admin)
+        .await;
+    assert_eq!(
+        (
+            read.ok(200)["secret"].clone(),
+            read.ok(200)["previous_secret_expires_at"].clone()
+        ),
+        (json!("another-secret"), Value::Null),
+        "an edit switches at once"
+    );
+    let rotated = app
+        .post(
+            &format!("/v1/webhooks/{cases}/secret/rotate"),
+            &app.admin,
+            json!({"secret": "third-secret-value"}),
+        )
+        .await;
+    assert_eq!(rotated.ok(200)["secret"], "third-secret-value");
+    assert_eq!(rotated.ok(200)["previous_secret_expires_at"], Value::Null);
+
+    // Bad ones on edit and rotation change nothing.
+    let viewer = app.key("project_viewer", Some(&project)).await;
+    let before = app.snapshot().await;
+    app.patch(
+        &format!("/v1/webhooks/{cases}"),
+        &app.admin,
+        json!({"secret": "tiny"}),
+    )
+    .await
+    .problem(422, Some("secret"));
+    app.patch(
+        &format!("/v1/webhooks/{cases}"),
+        &app.admin,
+        json!({"secret": null}),
+    )
+    .await
+    .problem(422, Some("secret"));
+    app.post(
+        &format!("/v1/webhooks/{id}/secret/rotate"),
+        &app.admin,
+        json!({"secret": "super-secret-key"}),
+    )
+    .await
+    .problem(422, Some("secret"));
+    // A webhook whose secret only fits its old scheme cannot become Standard Webhooks without
+    // a secret that fits.
+    app.patch(
+        &format!("/v1/webhooks/{cases}"),
+        &app.admin,
+        json!({"preset": "standard"}),
+    )
+    .await
+    .problem(422, Some("secret"));
+    app.patch(
+        &format!("/v1/webhooks/{cases}"),
+        &viewer,
+        json!({"secret": "viewer-secret"}),
+    )
+    .await
+    .problem(403, None);
+    assert_eq!(app.snapshot().await, before, "nothing changed");
+    let switched = app
+        .patch(
+            &format!("/v1/webhooks/{cases}"),
+            &app.admin,
+            json!({"preset": "standard", "secret": standard}),
+        )
+        .await;
+    assert_eq!(switched.ok(200)["secret"], standard);
+}
+
 on_both_stores!(
     a_webhook_is_created_with_every_field_and_read_back_unchanged,
     a_webhook_given_only_a_name_and_url_gets_the_defaults,
@@ -1429,4 +1639,6 @@ on_both_stores!(
     null_is_refused_for_webhook_fields_that_cannot_be_cleared,
     url_passwords_are_shown_only_to_roles_that_may_see_secrets,
     attempts_do_not_show_the_url_password,
+    custom_header_values_are_shown_only_to_roles_that_may_see_secrets,
+    a_secret_of_the_user_s_choosing_is_checked_for_its_scheme,
 );
