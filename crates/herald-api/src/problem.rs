@@ -41,6 +41,14 @@ pub enum ApiError {
         "the {entity} was changed by someone else while this request ran; read it again and retry"
     )]
     Changed { entity: &'static str },
+    /// Only a disabled or out-of-order webhook holds deliveries (409).
+    #[error(
+        "the webhook is {}: only a disabled or out-of-order webhook holds deliveries, so there are none to discard",
+        status.as_str()
+    )]
+    NotHeld {
+        status: herald_core::webhook::WebhookStatus,
+    },
     #[error("no route for {method} {path}")]
     NoRoute { method: String, path: String },
     #[error("{method} is not allowed here")]
@@ -127,6 +135,7 @@ impl ApiError {
                 Some((*field).to_owned()),
             ),
             Self::Changed { .. } => (S::CONFLICT, "changed-meanwhile", "Changed meanwhile", None),
+            Self::NotHeld { .. } => (S::CONFLICT, "not-held", "Nothing held", None),
             Self::NoRoute { .. } => (S::NOT_FOUND, "no-such-route", "No such route", None),
             Self::MethodNotAllowed { .. } => (
                 S::METHOD_NOT_ALLOWED,

@@ -62,6 +62,10 @@ pub struct WebhookView {
     status: WebhookStatus,
     /// Why the status last changed, and who or what changed it.
     status_reason: Option<String>,
+    /// Deliveries waiting while the webhook is disabled or out of order: they flow, oldest
+    /// first, when it is active again, unless discarded (`POST …/held/discard`). Always 0 for an
+    /// active webhook.
+    held_deliveries: u64,
     /// The signing secret: shown only to roles that may see secrets, never in lists.
     #[serde(skip_serializing_if = "Option::is_none")]
     secret: Option<String>,
@@ -96,6 +100,7 @@ impl WebhookView {
             retry_policy: w.retry_policy,
             status: w.status,
             status_reason: w.status_reason,
+            held_deliveries: 0,
             created_at: w.created_at,
             updated_at: w.updated_at,
         }
@@ -103,6 +108,19 @@ impl WebhookView {
 
     fn for_caller(w: Webhook, caller: &Caller) -> Self {
         Self::new(w, caller.0.may(Action::SeeSecrets))
+    }
+
+    /// The view with its held deliveries counted: only a disabled or out-of-order webhook holds
+    /// any, so an active one costs no query.
+    async fn counting_held(mut self, state: &ApiState) -> Result<Self, ApiError> {
+        if self.status.holds_deliveries() {
+            let held = state
+                .store
+                .held_deliveries(std::slice::from_ref(&self.id))
+                .await?;
+            self.held_deliveries = held.get(&self.id).copied().unwrap_or(0);
+        }
+        Ok(self)
     }
 }
 
@@ -530,8 +548,24 @@ pub async fn list(
         event_type,
     };
     let found = state.store.list_webhooks(&query, &page).await?;
+    // One count for the page's paused webhooks (active ones hold nothing).
+    let paused: Vec<WebhookId> = found
+        .items
+        .iter()
+        .filter(|w| w.status.holds_deliveries())
+        .map(|w| w.id.clone())
+        .collect();
+    let held = if paused.is_empty() {
+        Default::default()
+    } else {
+        state.store.held_deliveries(&paused).await?
+    };
     Ok(Json(ListResponse::from_page(found, |w| {
-        WebhookView::new(w, false)
+        let held_deliveries = held.get(&w.id).copied().unwrap_or(0);
+        WebhookView {
+            held_deliveries,
+            ..WebhookView::new(w, false)
+        }
     })))
 }
 
@@ -545,7 +579,11 @@ pub async fn get(
     Path(id): Path<String>,
 ) -> Result<Json<WebhookView>, ApiError> {
     let webhook = load(&state, &caller, &id, Action::ReadWebhooks).await?;
-    Ok(Json(WebhookView::for_caller(webhook, &caller)))
+    Ok(Json(
+        WebhookView::for_caller(webhook, &caller)
+            .counting_held(&state)
+            .await?,
+    ))
 }
 
 /// Change some of a webhook's settings.
@@ -580,7 +618,11 @@ pub async fn update(
         .update_webhook_if_unchanged(&webhook, seen)
         .await?;
     state.engine.webhook_changed(&webhook.id);
-    Ok(Json(WebhookView::for_caller(webhook, &caller)))
+    Ok(Json(
+        WebhookView::for_caller(webhook, &caller)
+            .counting_held(&state)
+            .await?,
+    ))
 }
 
 /// Delete a webhook and its deliveries.
@@ -617,10 +659,15 @@ async fn set_status(
             .await?;
         state.engine.webhook_changed(&webhook.id);
     }
-    Ok(Json(WebhookView::for_caller(webhook, caller)))
+    Ok(Json(
+        WebhookView::for_caller(webhook, caller)
+            .counting_held(state)
+            .await?,
+    ))
 }
 
-/// Enable a webhook (from disabled or out of order).
+/// Enable a webhook (from disabled or out of order): the deliveries it held flow at once, oldest
+/// first.
 #[utoipa::path(post, path = "/v1/webhooks/{id}/enable", tag = "webhooks",
     params(("id" = String, Path, description = "Webhook id")),
     responses((status = 200, body = WebhookView), (status = 404, body = Problem)))]
@@ -632,7 +679,8 @@ pub async fn enable(
     set_status(&state, &caller, &id, WebhookStatus::Active, "enabled").await
 }
 
-/// Disable a webhook: no new deliveries are made to it until it is enabled.
+/// Disable a webhook: nothing is sent to it until it is enabled. Events published meanwhile are
+/// not lost: their deliveries are held (`held_deliveries`) and flow when it is enabled again.
 #[utoipa::path(post, path = "/v1/webhooks/{id}/disable", tag = "webhooks",
     params(("id" = String, Path, description = "Webhook id")),
     responses((status = 200, body = WebhookView), (status = 404, body = Problem)))]
@@ -727,7 +775,7 @@ pub struct StampedAttempt {
 /// CloudBlue's statistics list for one webhook.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct StatsView {
-    /// Events that triggered the webhook (deliveries made for it).
+    /// Events that triggered the webhook (deliveries made for it, held ones included).
     events: u64,
     /// Attempts made, retries included.
     triggers: u64,
@@ -741,6 +789,8 @@ pub struct StatsView {
     last_failure: Option<StampedAttempt>,
     /// Deliveries that exhausted their retries since the last success.
     failed_deliveries_in_a_row: u64,
+    /// Deliveries waiting while the webhook is disabled or out of order (0 when active).
+    held_deliveries: u64,
 }
 
 fn stamped(s: Option<(DateTime<Utc>, AttemptId)>) -> Option<StampedAttempt> {
@@ -762,6 +812,14 @@ pub async fn stats(
 ) -> Result<Json<StatsView>, ApiError> {
     let webhook = load(&state, &caller, &id, Action::ReadWebhooks).await?;
     let s = state.store.webhook_stats(&webhook.id).await?;
+    let held = if webhook.status.holds_deliveries() {
+        state
+            .store
+            .held_deliveries(std::slice::from_ref(&webhook.id))
+            .await?
+    } else {
+        Default::default()
+    };
     Ok(Json(StatsView {
         events: s.events,
         triggers: s.triggers,
@@ -773,6 +831,7 @@ pub async fn stats(
         last_success: stamped(s.last_success),
         last_failure: stamped(s.last_failure),
         failed_deliveries_in_a_row: s.failed_deliveries_in_a_row,
+        held_deliveries: held.get(&webhook.id).copied().unwrap_or(0),
     }))
 }
 
@@ -787,7 +846,8 @@ pub struct TriggerInput {
 }
 
 /// Trigger now: send a test event (or the given payload) to this webhook at once, whatever its
-/// filter, and answer with the attempt. Success reactivates an out-of-order webhook.
+/// filter, and answer with the attempt. Success reactivates an out-of-order webhook, and the
+/// deliveries it held flow.
 #[utoipa::path(post, path = "/v1/webhooks/{id}/trigger", tag = "webhooks", request_body = TriggerInput,
     params(("id" = String, Path, description = "Webhook id")),
     responses((status = 200, body = crate::routes::deliveries::AttemptView), (status = 404, body = Problem), (status = 422, body = Problem)))]
