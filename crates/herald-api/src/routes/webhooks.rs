@@ -783,7 +783,8 @@ pub struct StatsView {
     failure_responses: u64,
     failures_since_last_success: u64,
     last_event_at: Option<DateTime<Utc>>,
-    /// When the next attempt is due, if any delivery is waiting.
+    /// When the next attempt is due, if any delivery is waiting; `null` while the webhook is
+    /// disabled or out of order (its deliveries are held: none is due).
     next_trigger_at: Option<DateTime<Utc>>,
     last_success: Option<StampedAttempt>,
     last_failure: Option<StampedAttempt>,
@@ -827,7 +828,9 @@ pub async fn stats(
         failure_responses: s.failures,
         failures_since_last_success: s.failures_since_success,
         last_event_at: s.last_event_at,
-        next_trigger_at: s.next_trigger_at,
+        next_trigger_at: s
+            .next_trigger_at
+            .filter(|_| !webhook.status.holds_deliveries()),
         last_success: stamped(s.last_success),
         last_failure: stamped(s.last_failure),
         failed_deliveries_in_a_row: s.failed_deliveries_in_a_row,

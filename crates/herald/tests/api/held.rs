@@ -150,6 +150,10 @@ async fn a_disabled_webhook_holds_its_deliveries_and_enabling_sends_them_in_orde
         (json!(3), json!(3)),
         "{stats:#}"
     );
+    assert!(
+        stats["next_trigger_at"].is_null(),
+        "nothing is due: {stats:#}"
+    );
     let held = app
         .get(&format!("{path}/deliveries?status=held"), &app.admin)
         .await
