@@ -411,6 +411,42 @@ async fn discarding_is_refused_when_nothing_is_held_for_bad_input_and_other_role
 }
 
 #[tokio::test]
+async fn a_disabled_operations_webhook_gets_the_out_of_order_event_once_enabled() {
+    let app = spawn_app_with(Backend::Sqlite, Options::default())
+        .await
+        .unwrap();
+    let ops = Receiver::start().await;
+    let watcher = app
+        .webhook(
+            "system",
+            "ops",
+            json!({"url": ops.url, "events": ["webhook.out_of_order"], "enabled": false}),
+        )
+        .await;
+    let watcher = format!("/v1/webhooks/{}", id(&watcher));
+    let failing = Receiver::start().await;
+    failing.always(Reply::status(500));
+    let policy = json!({"schedule_seconds": [], "out_of_order_after_failures": 1});
+    let (p, hook) = shop(&app, &failing.url, json!({"retry_policy": policy})).await;
+    app.publish(&p, "order.paid", json!({"n": 1})).await;
+    app.wait_for(&format!("/v1/webhooks/{hook}"), WAIT, |w| {
+        w["status"] == "out_of_order"
+    })
+    .await;
+
+    // The system event is published to the watcher while it is disabled: held, not lost.
+    app.wait_for(&watcher, WAIT, |w| w["held_deliveries"] == 1)
+        .await;
+    ops.stays_at(0, tokio::time::Instant::now() + QUIET).await;
+    app.post(&format!("{watcher}/enable"), &app.admin, json!({}))
+        .await
+        .ok(200);
+    let heard = ops.wait_for(1, WAIT).await;
+    assert_eq!(heard[0].json()["type"], "webhook.out_of_order");
+    assert_eq!(heard[0].json()["data"]["webhook_id"], hook.as_str());
+}
+
+#[tokio::test]
 async fn the_held_filter_of_an_active_webhook_lists_nothing() {
     let app = spawn_app_with(Backend::Sqlite, Options::default())
         .await
