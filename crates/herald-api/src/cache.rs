@@ -1,5 +1,5 @@
 //! Short-lived caches of what every publish reads: the API key, the project, the event type and
-//! the project's active webhooks. Without them a publish costs four database reads; with them,
+//! the project's subscribed webhooks (all but those pending validation). Without them a publish costs four database reads; with them,
 //! none in steady state.
 //!
 //! Changes made through this node invalidate at once (so a revoked key, a disabled webhook or an
@@ -103,7 +103,8 @@ pub struct Lookups {
     pub projects: TtlCache<String, Project>,
     /// (project, event type name) → the event type.
     pub event_types: TtlCache<(ProjectId, String), EventType>,
-    /// Project → its active webhooks, with the engine's webhook generation when read.
+    /// Project → its subscribed webhooks (active, disabled, out of order), with the engine's
+    /// webhook generation when read.
     pub webhooks: TtlCache<ProjectId, (u64, Arc<Vec<Webhook>>)>,
 }
 

@@ -9,7 +9,8 @@
 //! - [`problem`]: the one error type and its problem+json rendering.
 //! - [`extract`]: JSON body, query string and paging extractors.
 //! - [`auth`]: the bearer key, roles and project scope.
-//! - `routes/`: one module per resource (projects, event types, webhooks, API keys, events).
+//! - `routes/`: one module per resource (projects, event types, webhooks, API keys, events,
+//!   deliveries, a paused webhook's held deliveries).
 
 #![forbid(unsafe_code)]
 
@@ -87,7 +88,9 @@ impl utoipa::Modify for BearerAuth {
 
 /// Every route with its OpenAPI description.
 fn api_routes() -> OpenApiRouter<ApiState> {
-    use routes::{account, api_keys, deliveries, event_types, events, meta, projects, webhooks};
+    use routes::{
+        account, api_keys, deliveries, event_types, events, held, meta, projects, webhooks,
+    };
     OpenApiRouter::with_openapi(ApiDoc::openapi())
         .routes(routes!(meta::health))
         .routes(routes!(meta::openapi_json))
@@ -106,6 +109,7 @@ fn api_routes() -> OpenApiRouter<ApiState> {
         .routes(routes!(webhooks::trigger))
         .routes(routes!(webhooks::validate))
         .routes(routes!(webhooks::replay))
+        .routes(routes!(held::discard))
         .routes(routes!(deliveries::list_for_webhook))
         .routes(routes!(deliveries::attempts_for_webhook))
         .routes(routes!(deliveries::get))

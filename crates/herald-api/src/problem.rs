@@ -50,6 +50,14 @@ pub enum ApiError {
         "the {entity} was changed by someone else while this request ran; read it again and retry"
     )]
     Changed { entity: &'static str },
+    /// Only a disabled or out-of-order webhook holds deliveries (409).
+    #[error(
+        "the webhook is {}: only a disabled or out-of-order webhook holds deliveries, so there are none to discard",
+        status.as_str()
+    )]
+    NotHeld {
+        status: herald_core::webhook::WebhookStatus,
+    },
     #[error("no route for {method} {path}")]
     NoRoute { method: String, path: String },
     #[error("{method} is not allowed here")]
@@ -139,6 +147,7 @@ impl ApiError {
             Self::StateConflict {
                 kind, title, field, ..
             } => (S::CONFLICT, kind, title, field.clone()),
+            Self::NotHeld { .. } => (S::CONFLICT, "not-held", "Nothing held", None),
             Self::NoRoute { .. } => (S::NOT_FOUND, "no-such-route", "No such route", None),
             Self::MethodNotAllowed { .. } => (
                 S::METHOD_NOT_ALLOWED,

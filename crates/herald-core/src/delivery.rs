@@ -10,13 +10,19 @@ use crate::time::Timestamp;
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum DeliveryStatus {
-    /// Not tried yet.
+    /// Not tried yet. While its webhook is disabled or out of order it is *held*: kept, not
+    /// sent, until the webhook is active again.
     Pending,
-    /// Tried and failed; another attempt is scheduled.
+    /// Tried and failed; another attempt is scheduled (held, like a pending one, while its
+    /// webhook is disabled or out of order; its time is kept).
     Retrying,
     Succeeded,
     /// Every attempt the retry policy allows has failed.
     Failed,
+    /// Held while its webhook was disabled or out of order, then discarded by a person
+    /// (`POST /v1/webhooks/{id}/held/discard`): never sent. A replay of this one delivery
+    /// brings it back.
+    Discarded,
 }
 
 impl DeliveryStatus {
@@ -26,6 +32,7 @@ impl DeliveryStatus {
             Self::Retrying => "retrying",
             Self::Succeeded => "succeeded",
             Self::Failed => "failed",
+            Self::Discarded => "discarded",
         }
     }
 

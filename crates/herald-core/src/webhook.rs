@@ -65,6 +65,20 @@ impl WebhookStatus {
     pub fn parse(s: &str) -> Option<Self> {
         serde_json::from_value(Value::String(s.to_owned())).ok()
     }
+
+    /// Whether published events make deliveries for a webhook in this status: every status but
+    /// `pending` (a webhook awaiting validation is not subscribed yet). A disabled or
+    /// out-of-order webhook gets its deliveries too, held until it is active again, so pausing
+    /// a webhook loses nothing.
+    pub fn is_subscribed(self) -> bool {
+        !matches!(self, Self::Pending)
+    }
+
+    /// Whether a webhook in this status holds its deliveries (disabled or out of order): they
+    /// are kept, unsent, and flow when it is active again, unless a person discards them.
+    pub fn holds_deliveries(self) -> bool {
+        matches!(self, Self::Disabled | Self::OutOfOrder)
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]

@@ -33,8 +33,8 @@ pub(crate) async fn run(core: &Arc<Core>, job: Job) -> bool {
     {
         Ok(Some(entry)) if entry.webhook.status == WebhookStatus::Active => entry,
         Ok(_) => {
-            // Deleted, disabled or out of order since it was queued: the delivery stays pending
-            // (or goes with its webhook) and the lease is given back.
+            // Deleted, disabled or out of order since it was queued: the delivery is held (or
+            // goes with its webhook) and the lease is given back.
             core.release_later(vec![job.delivery.id]);
             return false;
         }

@@ -269,9 +269,10 @@ fn out_of_order_type() -> EventTypeName {
     EventTypeName::parse("webhook.out_of_order").unwrap_or_else(|_| unreachable!("a valid name"))
 }
 
-/// Publishes to the event's project, matching its active webhooks.
+/// Publishes to the event's project, matching its subscribed webhooks (a paused one holds its
+/// delivery).
 async fn publish_matching(core: &Arc<Core>, event: Event) -> Result<Published, EngineError> {
-    let webhooks = core.store.active_webhooks(&event.project_id).await?;
+    let webhooks = core.store.subscribed_webhooks(&event.project_id).await?;
     let matching: Vec<&Webhook> = webhooks
         .iter()
         .filter(|w| w.filter.matches(&event.event_type))
@@ -294,6 +295,12 @@ async fn publish(
             webhook.id.clone(),
             now,
         );
+        if webhook.status.holds_deliveries() {
+            // Held: committed unleased, it waits in the store (the poller claims only active
+            // webhooks' work) and flows when the webhook is active again. No lane room.
+            deliveries.push((delivery, None));
+            continue;
+        }
         let reservation = core.dispatcher.reserve(&webhook.id, 1);
         let lease = (reservation.count() > 0 && !core.shutdown.is_cancelled()).then(|| Lease {
             owner: core.config.node_id.clone(),
@@ -396,7 +403,8 @@ impl Engine {
     }
 
     /// Commits the event with one delivery per webhook given (the caller has matched them),
-    /// answering once it is durable; the deliveries are then sent from memory.
+    /// answering once it is durable; the deliveries are then sent from memory — except those of
+    /// a disabled or out-of-order webhook, which are held in the store until it is active.
     pub async fn publish(
         &self,
         event: Event,
@@ -542,7 +550,9 @@ impl Engine {
     }
 
     /// A webhook was changed through this node: forget the cached copy; if it can no longer
-    /// receive, give back what its lane holds.
+    /// receive, give back what its lane holds (its deliveries are held); if it is active (an
+    /// enable, a successful Trigger now or Validate), wake the poller so what it held flows at
+    /// once, oldest first.
     pub fn webhook_changed(&self, id: &WebhookId) {
         self.webhook_created(id);
         let core = self.core.clone();

@@ -141,8 +141,10 @@ async fn commit(core: &Arc<Core>, ops: Vec<Op>) {
                                 event: event.clone(),
                                 lease_until: lease.until,
                             }),
-                            // Committed without a lease: its lane had no room for it. Now that
-                            // it is in the store, the lane may ask for it.
+                            // Committed without a lease: its lane had no room for it (or its
+                            // webhook holds it, when the lane, if any, is only finishing sends
+                            // and the poller skips a paused webhook). Now that it is in the
+                            // store, the lane may ask for it.
                             None => core.dispatcher.spilled(&delivery.webhook_id),
                         }
                     }

@@ -15,6 +15,7 @@
 
 #![forbid(unsafe_code)]
 
+use std::collections::HashMap;
 use std::fmt;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -152,6 +153,15 @@ pub struct NewPublish {
     /// same transaction on, so it can be sent straight from memory; an unleased one waits for
     /// whichever node claims it first.
     pub deliveries: Vec<(Delivery, Option<Lease>)>,
+}
+
+/// What [`Store::discard_held`] did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Discarded {
+    /// This many held deliveries are now discarded.
+    Count(u64),
+    /// The webhook is in this status, which holds nothing (active, or pending validation).
+    NotHeld(WebhookStatus),
 }
 
 /// A webhook status change that applies only from the listed statuses.
@@ -310,8 +320,26 @@ pub trait Store: Send + Sync + fmt::Debug {
         seen: Timestamp,
     ) -> StoreResult<()>;
     async fn delete_webhook(&self, id: &WebhookId) -> StoreResult<()>;
-    /// The project's active webhooks, to match a published event against.
-    async fn active_webhooks(&self, project: &ProjectId) -> StoreResult<Vec<Webhook>>;
+    /// The project's subscribed webhooks (every status but `pending`), to match a published
+    /// event against: a disabled or out-of-order webhook gets its deliveries too, held.
+    async fn subscribed_webhooks(&self, project: &ProjectId) -> StoreResult<Vec<Webhook>>;
+
+    /// How many deliveries each of these webhooks holds: pending or retrying while the webhook
+    /// is disabled or out of order. Webhooks holding none are left out.
+    async fn held_deliveries(&self, webhooks: &[WebhookId])
+    -> StoreResult<HashMap<WebhookId, u64>>;
+
+    /// Marks the webhook's held deliveries created before `before` (all, without it) as
+    /// discarded: never sent. One under a live lease is being sent at this moment (a send
+    /// begun before the pause, a Trigger now) and is left for its attempt to settle. Checked and done in one transaction that locks the webhook's row,
+    /// so an enable running at the same time comes either before (nothing is held: the answer
+    /// is [`Discarded::NotHeld`]) or after (the discarded deliveries stay discarded).
+    async fn discard_held(
+        &self,
+        webhook: &WebhookId,
+        before: Option<Timestamp>,
+        now: Timestamp,
+    ) -> StoreResult<Discarded>;
 
     /// The installation's account-level signing secret (CloudShare's model). The first call on
     /// a new database stores `candidate`; every later call, on any node, returns what was stored
@@ -414,6 +442,8 @@ pub trait Store: Send + Sync + fmt::Debug {
 
     /// Deletes up to `limit` events (with their deliveries and attempts) older than their
     /// project's retention, or `default_days`, and none with a delivery still pending or
-    /// retrying; returns how many. The search holds no write lock, only the deletes do.
+    /// retrying for an active webhook; returns how many. Deliveries held by a disabled or
+    /// out-of-order webhook do not keep their event: past retention they go with it. The search
+    /// holds no write lock, only the deletes do.
     async fn prune(&self, now: Timestamp, default_days: u32, limit: u32) -> StoreResult<u64>;
 }

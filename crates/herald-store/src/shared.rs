@@ -18,7 +18,7 @@ use herald_core::page::{Cursor, Page, PageRequest};
 use herald_core::project::{Project, ProjectName};
 use herald_core::secret::SigningSecret;
 use herald_core::time::Timestamp;
-use herald_core::webhook::Webhook;
+use herald_core::webhook::{Webhook, WebhookStatus};
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
@@ -32,10 +32,31 @@ use crate::rows::{
     webhook_columns, write_error,
 };
 use crate::{
-    AttemptQuery, AttemptRecord, Claimed, Committed, Lease, NewPublish, Published, Store,
+    AttemptQuery, AttemptRecord, Claimed, Committed, Discarded, Lease, NewPublish, Published, Store,
     StoreError, StoreResult, WebhookQuery, WebhookStats,
 };
 
+
+/// The webhook statuses that hold deliveries, as an SQL list for `concat!`; the same as
+/// `WebhookStatus::holds_deliveries` (the conformance suite checks both of them).
+macro_rules! holding_statuses {
+    () => {
+        "('disabled', 'out_of_order')"
+    };
+}
+
+/// A subquery finding a delivery of the event aliased `$event` that is still to be sent to an
+/// active webhook (pending or retrying): such an event is kept past its retention. Deliveries a
+/// paused webhook holds do not count.
+macro_rules! in_flight_delivery_of {
+    ($event:literal) => {
+        concat!(
+            "SELECT 1 FROM deliveries d JOIN webhooks w ON w.id = d.webhook_id \
+             WHERE d.project_id = ", $event, ".project_id AND d.event_id = ", $event, ".id \
+             AND d.status IN ('pending', 'retrying') AND w.status = 'active'"
+        )
+    };
+}
 
 /// Rows per multi-row statement of the group commit; a power of two (see [`padded`]).
 const PADDED_CHUNK: usize = 256;
@@ -658,16 +679,93 @@ impl Store for ThisStore {
         Ok(())
     }
 
-    async fn active_webhooks(&self, project: &ProjectId) -> StoreResult<Vec<Webhook>> {
+    async fn subscribed_webhooks(&self, project: &ProjectId) -> StoreResult<Vec<Webhook>> {
         let rows = sqlx::query_as::<Db, WebhookRow>(concat!(
             "SELECT ",
             webhook_columns!(),
-            " FROM webhooks WHERE project_id = $1 AND status = 'active' ORDER BY created_at, id"
+            " FROM webhooks WHERE project_id = $1 AND status <> 'pending' ORDER BY created_at, id"
         ))
         .bind(project.as_str())
         .fetch_all(self.reader())
         .await?;
         convert(rows)
+    }
+
+    async fn held_deliveries(&self, webhooks: &[WebhookId]) -> StoreResult<HashMap<WebhookId, u64>> {
+        let mut held = HashMap::new();
+        for chunk in webhooks.chunks(500) {
+            // Counted on the partial due index (pending and retrying rows only).
+            let mut select = sqlx::QueryBuilder::<Db>::new(concat!(
+                "SELECT d.webhook_id, COUNT(*) FROM deliveries d JOIN webhooks w ON w.id = d.webhook_id \
+                 WHERE w.status IN ",
+                holding_statuses!(),
+                " AND d.status IN ('pending', 'retrying') AND d.webhook_id IN ("
+            ));
+            let mut ids = select.separated(", ");
+            for id in chunk {
+                ids.push_bind(id.as_str());
+            }
+            select.push(") GROUP BY d.webhook_id");
+            let rows: Vec<(String, i64)> = select
+                .build_query_as()
+                .persistent(false)
+                .fetch_all(self.reader())
+                .await?;
+            for (id, n) in rows {
+                let id = WebhookId::parse(&id)
+                    .map_err(|e| StoreError::Corrupt { what: "webhook id", source: Box::new(e) })?;
+                held.insert(id, u64::try_from(n).unwrap_or(0));
+            }
+        }
+        Ok(held)
+    }
+
+    async fn discard_held(
+        &self,
+        webhook: &WebhookId,
+        before: Option<Timestamp>,
+        now: Timestamp,
+    ) -> StoreResult<Discarded> {
+        let mut writer = self.writer().await?;
+        let mut tx = sqlx::Connection::begin(&mut *writer).await?;
+        // On PostgreSQL the webhook's row stays locked until the discard commits, so an enable
+        // (which updates that row) runs wholly before — and the status read here says nothing is
+        // held — or wholly after, when the poller it wakes finds the discarded deliveries gone.
+        // Otherwise a claim after the enable could lease a delivery this statement then
+        // discards. On SQLite the single writer connection serialises the two anyway.
+        let lock = if ROW_LOCKS {
+            "SELECT status FROM webhooks WHERE id = $1 FOR UPDATE"
+        } else {
+            "SELECT status FROM webhooks WHERE id = $1"
+        };
+        let (status,): (String,) = sqlx::query_as(lock)
+            .bind(webhook.as_str())
+            .fetch_optional(&mut *tx)
+            .await?
+            .ok_or(StoreError::NotFound { entity: "webhook" })?;
+        let status = WebhookStatus::parse(&status).ok_or_else(|| StoreError::Corrupt {
+            what: "webhook status",
+            source: format!("unknown value `{status}`").into(),
+        })?;
+        if !status.holds_deliveries() {
+            return Ok(Discarded::NotHeld(status));
+        }
+        // A delivery under a live lease is being sent right now (a send that began before the
+        // webhook was paused, or a Trigger now): its attempt settles it, not this. Leaving those
+        // rows alone also means this never waits on a row the group commit is settling.
+        let done = sqlx::query(
+            "UPDATE deliveries SET status = 'discarded', next_attempt_at = NULL, updated_at = $3, \
+             lease_owner = NULL, lease_expires_at = NULL \
+             WHERE webhook_id = $1 AND status IN ('pending', 'retrying') AND created_at < $2 \
+             AND (lease_expires_at IS NULL OR lease_expires_at < $3)",
+        )
+        .bind(webhook.as_str())
+        .bind(before.as_ref().map_or(i64::MAX, ms))
+        .bind(ms(&now))
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(Discarded::Count(done.rows_affected()))
     }
 
     async fn account_secret(&self, candidate: &SigningSecret) -> StoreResult<SigningSecret> {
@@ -924,7 +1022,13 @@ impl Store for ThisStore {
             .bind(i64::from(limit))
             .fetch_all(&mut *self.lease_writer().await?)
             .await?;
-        let deliveries: Vec<Delivery> = convert(rows)?;
+        let mut deliveries: Vec<Delivery> = convert(rows)?;
+        // Oldest due first, as the lane will send them: the statement picks the oldest, but an
+        // UPDATE's RETURNING comes in no particular order (on PostgreSQL, the heap's), and a
+        // webhook enabled again must get what it held in the order it was published.
+        deliveries.sort_by(|a, b| {
+            (a.next_attempt_at, a.created_at).cmp(&(b.next_attempt_at, b.created_at))
+        });
         let Some(first) = deliveries.first() else {
             return Ok(Vec::new());
         };
@@ -1155,14 +1259,18 @@ impl Store for ThisStore {
         // `events_by_age` stops there. Without it nothing bounded the scan (each project's
         // cutoff is per row), and with a million events none of them old enough, every prune
         // read all of them: 1.3 s, once a minute, then on the writer.
-        let found: Vec<(String, String)> = sqlx::query_as(
+        //
+        // What keeps an event is a delivery still on its way to an active webhook. One held by
+        // a disabled or out-of-order webhook does not: retention applies to it like to any
+        // other, or a webhook paused for good would keep its events forever.
+        let found: Vec<(String, String)> = sqlx::query_as(concat!(
             "SELECT e.project_id, e.id FROM events e JOIN projects p ON p.id = e.project_id \
              WHERE e.created_at < (SELECT $1 - MIN(COALESCE(retention_days, $2)) * 86400000 FROM projects) \
              AND e.created_at < $1 - COALESCE(p.retention_days, $2) * 86400000 \
-             AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.project_id = e.project_id \
-               AND d.event_id = e.id AND d.status IN ('pending', 'retrying')) \
-             ORDER BY e.created_at LIMIT $3",
-        )
+             AND NOT EXISTS (",
+            in_flight_delivery_of!("e"),
+            ") ORDER BY e.created_at LIMIT $3"
+        ))
         .bind(ms(&now))
         .bind(i64::from(default_days))
         .bind(i64::from(limit))
@@ -1175,10 +1283,7 @@ impl Store for ThisStore {
             delete.push_values(chunk, |mut row, (project, id)| {
                 row.push_bind(project.as_str()).push_bind(id.as_str());
             });
-            delete.push(
-                ") AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.project_id = events.project_id \
-                 AND d.event_id = events.id AND d.status IN ('pending', 'retrying'))",
-            );
+            delete.push(concat!(") AND NOT EXISTS (", in_flight_delivery_of!("events"), ")"));
             deleted += delete
                 .build()
                 .persistent(false)

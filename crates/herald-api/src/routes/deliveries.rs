@@ -1,6 +1,7 @@
 //! Deliveries and their attempts: what was sent where, what came back, and replaying.
 //!
-//! `/v1/webhooks/{id}/deliveries` (undelivered ones by default: pending, retrying, failed),
+//! `/v1/webhooks/{id}/deliveries` (undelivered ones by default: pending, retrying, failed; `held`
+//! for those a paused webhook holds),
 //! `/v1/webhooks/{id}/attempts`, `/v1/deliveries/{id}` with its attempts and replay, and
 //! `/v1/attempts/{id}` — the link the statistics give for the last success and failure.
 
@@ -13,7 +14,7 @@ use herald_core::delivery::{Delivery, DeliveryStatus};
 use herald_core::id::{AttemptId, DeliveryId, ProjectId, WebhookId};
 use herald_core::page::PageRequest;
 use herald_core::time;
-use herald_core::webhook::redact_url_password;
+use herald_core::webhook::{WebhookStatus, redact_url_password};
 use herald_store::AttemptQuery;
 use serde::{Deserialize, Serialize};
 
@@ -81,8 +82,10 @@ impl AttemptView {
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 pub struct ListDeliveries {
-    /// Comma-separated statuses: pending, retrying, succeeded, failed, or `all`
-    /// (default: the undelivered ones, `pending,retrying,failed`).
+    /// Comma-separated statuses: pending, retrying, succeeded, failed, discarded, `held`
+    /// (the pending and retrying ones while the webhook is disabled or out of order: a held
+    /// delivery keeps its own status and scheduled time), or `all` (default: the undelivered
+    /// ones, `pending,retrying,failed`).
     status: Option<String>,
     /// Items per page, 1 to 250 (default 50).
     limit: Option<i64>,
@@ -90,29 +93,67 @@ pub struct ListDeliveries {
     cursor: Option<String>,
 }
 
-fn statuses(list: Option<&str>) -> Result<Vec<DeliveryStatus>, ApiError> {
-    match list {
-        None => Ok(vec![
-            DeliveryStatus::Pending,
-            DeliveryStatus::Retrying,
-            DeliveryStatus::Failed,
-        ]),
-        Some("all") => Ok(Vec::new()),
-        Some(list) => list
-            .split(',')
-            .map(|s| {
-                DeliveryStatus::parse(s.trim()).ok_or_else(|| ApiError::BadQuery {
-                    field: "status".into(),
-                    message: format!(
-                        "unknown status \"{s}\"; use pending, retrying, succeeded, failed or all"
-                    ),
-                })
-            })
-            .collect(),
+/// What a deliveries list asks for: these statuses (every one when empty, for `all`), and
+/// whether the held ones too.
+#[derive(Debug, Default, PartialEq)]
+struct StatusFilter {
+    statuses: Vec<DeliveryStatus>,
+    held: bool,
+}
+
+impl StatusFilter {
+    fn parse(list: Option<&str>) -> Result<Self, ApiError> {
+        let mut filter = Self::default();
+        match list {
+            None => {
+                filter.statuses = vec![
+                    DeliveryStatus::Pending,
+                    DeliveryStatus::Retrying,
+                    DeliveryStatus::Failed,
+                ];
+            }
+            Some("all") => {}
+            Some(list) => {
+                for s in list.split(',').map(str::trim) {
+                    if s == "held" {
+                        filter.held = true;
+                    } else {
+                        filter.statuses.push(DeliveryStatus::parse(s).ok_or_else(|| {
+                            ApiError::BadQuery {
+                                field: "status".into(),
+                                message: format!(
+                                    "unknown status \"{s}\"; use pending, retrying, succeeded, failed, discarded, held or all"
+                                ),
+                            }
+                        })?);
+                    }
+                }
+            }
+        }
+        Ok(filter)
+    }
+
+    /// The statuses to read for a webhook in `status`, or `None` when nothing can match (only
+    /// `held` asked of a webhook that holds nothing). Held deliveries are the pending and
+    /// retrying ones of a paused webhook.
+    fn for_webhook(mut self, status: WebhookStatus) -> Option<Vec<DeliveryStatus>> {
+        if self.held {
+            if status.holds_deliveries() {
+                for s in [DeliveryStatus::Pending, DeliveryStatus::Retrying] {
+                    if !self.statuses.contains(&s) {
+                        self.statuses.push(s);
+                    }
+                }
+            } else if self.statuses.is_empty() {
+                return None;
+            }
+        }
+        Some(self.statuses)
     }
 }
 
-/// A webhook's deliveries, newest first: by default the undelivered ones.
+/// A webhook's deliveries, newest first: by default the undelivered ones; `?status=held` for those
+/// a disabled or out-of-order webhook holds.
 #[utoipa::path(get, path = "/v1/webhooks/{id}/deliveries", tag = "deliveries",
     params(("id" = String, Path, description = "Webhook id"), ListDeliveries),
     responses((status = 200, body = ListResponse<DeliveryView>), (status = 400, body = Problem), (status = 404, body = Problem)))]
@@ -123,8 +164,14 @@ pub async fn list_for_webhook(
     QueryParams(q): QueryParams<ListDeliveries>,
 ) -> Result<Json<ListResponse<DeliveryView>>, ApiError> {
     let page = page_request(q.limit, q.cursor.as_deref())?;
-    let statuses = statuses(q.status.as_deref())?;
+    let filter = StatusFilter::parse(q.status.as_deref())?;
     let webhook = load_webhook(&state, &caller, &id, Action::ReadWebhooks).await?;
+    let Some(statuses) = filter.for_webhook(webhook.status) else {
+        return Ok(Json(ListResponse {
+            data: Vec::new(),
+            next_cursor: None,
+        }));
+    };
     let found = state
         .store
         .list_webhook_deliveries(&webhook.id, &statuses, &page)
@@ -195,7 +242,8 @@ pub async fn attempts(
     attempts_page(&state, &caller, AttemptQuery::Delivery(delivery.id), &page).await
 }
 
-/// Replay one delivery: it is sent again at once, with the same delivery id.
+/// Replay one delivery (whatever its status, a discarded one too): it is sent again at once, with
+/// the same delivery id — or held, while its webhook is disabled or out of order.
 #[utoipa::path(post, path = "/v1/deliveries/{id}/replay", tag = "deliveries",
     params(("id" = String, Path, description = "Delivery id")),
     responses((status = 200, body = DeliveryView), (status = 403, body = Problem), (status = 404, body = Problem)))]
@@ -228,4 +276,33 @@ pub async fn attempt(
     let attempt = state.store.attempt(&id).await?;
     caller.scope(&attempt.project_id, "attempt")?;
     Ok(Json(AttemptView::for_caller(attempt, &caller)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn held_means_pending_and_retrying_of_a_paused_webhook_only() {
+        let held = StatusFilter::parse(Some("held")).unwrap();
+        assert_eq!(
+            held.for_webhook(WebhookStatus::Disabled),
+            Some(vec![DeliveryStatus::Pending, DeliveryStatus::Retrying])
+        );
+        let held = StatusFilter::parse(Some("held")).unwrap();
+        assert_eq!(held.for_webhook(WebhookStatus::Active), None);
+        let mixed = StatusFilter::parse(Some("failed, held")).unwrap();
+        assert_eq!(
+            mixed.for_webhook(WebhookStatus::Active),
+            Some(vec![DeliveryStatus::Failed])
+        );
+        let mixed = StatusFilter::parse(Some("pending,held")).unwrap();
+        assert_eq!(
+            mixed.for_webhook(WebhookStatus::OutOfOrder),
+            Some(vec![DeliveryStatus::Pending, DeliveryStatus::Retrying])
+        );
+        let all = StatusFilter::parse(Some("all")).unwrap();
+        assert_eq!(all.for_webhook(WebhookStatus::Active), Some(vec![]));
+        assert!(StatusFilter::parse(Some("held,nope")).is_err());
+    }
 }

@@ -1,10 +1,11 @@
 //! `/v1/projects/{project}/events`: publishing, and reading events and their deliveries.
 //!
 //! Publishing validates the event (known, unarchived type; data matching the type's schema),
-//! matches it against the project's active webhooks, and answers 202 only once the event and
-//! one delivery per matching webhook are committed. An event `id` is an idempotency key: sending
-//! it again with the same type and data returns the first event and creates nothing; with
-//! another type or data it is refused (409).
+//! matches it against the project's subscribed webhooks (active, disabled, out of order: a
+//! paused webhook's delivery is held until it is active again), and answers 202 only once the
+//! event and one delivery per matching webhook are committed. An event `id` is an idempotency
+//! key: sending it again with the same type and data returns the first event and creates
+//! nothing; with another type or data it is refused (409).
 
 use std::sync::Arc;
 
@@ -170,17 +171,17 @@ pub async fn publish(
         created_at: now,
     };
     let generation = state.engine.webhooks_generation();
-    let (_, active) = state
+    let (_, subscribed) = state
         .lookups
         .webhooks
         .get_fresh(&project.id, |(seen, _)| *seen == generation, async {
             Ok::<_, StoreError>((
                 generation,
-                Arc::new(state.store.active_webhooks(&project.id).await?),
+                Arc::new(state.store.subscribed_webhooks(&project.id).await?),
             ))
         })
         .await?;
-    let matching: Vec<_> = active
+    let matching: Vec<_> = subscribed
         .iter()
         .filter(|w| w.filter.matches(&event.event_type))
         .collect();

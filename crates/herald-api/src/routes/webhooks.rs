@@ -64,6 +64,10 @@ pub struct WebhookView {
     status: WebhookStatus,
     /// Why the status last changed, and who or what changed it.
     status_reason: Option<String>,
+    /// Deliveries waiting while the webhook is disabled or out of order: they flow, oldest
+    /// first, when it is active again, unless discarded (`POST …/held/discard`). Always 0 for an
+    /// active webhook.
+    held_deliveries: u64,
     /// The secret deliveries are signed with: shown only to roles that may see it, never in
     /// lists. For a webhook that signs with the account-level secret (the `cloudshare` preset)
     /// that is the account's secret, which only admins may see.
@@ -110,6 +114,7 @@ impl WebhookView {
             retry_policy: w.retry_policy,
             status: w.status,
             status_reason: w.status_reason,
+            held_deliveries: 0,
             created_at: w.created_at,
             updated_at: w.updated_at,
         }
@@ -125,6 +130,19 @@ impl WebhookView {
             Err(e) => return Err(e),
         };
         Ok(Self::new(w, credentials, secret))
+    }
+
+    /// The view with its held deliveries counted: only a disabled or out-of-order webhook holds
+    /// any, so an active one costs no query.
+    async fn counting_held(mut self, state: &ApiState) -> Result<Self, ApiError> {
+        if self.status.holds_deliveries() {
+            let held = state
+                .store
+                .held_deliveries(std::slice::from_ref(&self.id))
+                .await?;
+            self.held_deliveries = held.get(&self.id).copied().unwrap_or(0);
+        }
+        Ok(self)
     }
 }
 
@@ -628,8 +646,24 @@ pub async fn list(
         event_type,
     };
     let found = state.store.list_webhooks(&query, &page).await?;
+    // One count for the page's paused webhooks (active ones hold nothing).
+    let paused: Vec<WebhookId> = found
+        .items
+        .iter()
+        .filter(|w| w.status.holds_deliveries())
+        .map(|w| w.id.clone())
+        .collect();
+    let held = if paused.is_empty() {
+        Default::default()
+    } else {
+        state.store.held_deliveries(&paused).await?
+    };
     Ok(Json(ListResponse::from_page(found, |w| {
-        WebhookView::new(w, false, None)
+        let held_deliveries = held.get(&w.id).copied().unwrap_or(0);
+        WebhookView {
+            held_deliveries,
+            ..WebhookView::new(w, false, None)
+        }
     })))
 }
 
@@ -644,7 +678,10 @@ pub async fn get(
 ) -> Result<Json<WebhookView>, ApiError> {
     let webhook = load(&state, &caller, &id, Action::ReadWebhooks).await?;
     Ok(Json(
-        WebhookView::for_caller(&state, webhook, &caller).await?,
+        WebhookView::for_caller(&state, webhook, &caller)
+            .await?
+            .counting_held(&state)
+            .await?,
     ))
 }
 
@@ -698,7 +735,10 @@ pub async fn update(
         .await?;
     state.engine.webhook_changed(&webhook.id);
     Ok(Json(
-        WebhookView::for_caller(&state, webhook, &caller).await?,
+        WebhookView::for_caller(&state, webhook, &caller)
+            .await?
+            .counting_held(&state)
+            .await?,
     ))
 }
 
@@ -736,10 +776,16 @@ async fn set_status(
             .await?;
         state.engine.webhook_changed(&webhook.id);
     }
-    Ok(Json(WebhookView::for_caller(state, webhook, caller).await?))
+    Ok(Json(
+        WebhookView::for_caller(state, webhook, caller)
+            .await?
+            .counting_held(state)
+            .await?,
+    ))
 }
 
-/// Enable a webhook (from disabled or out of order).
+/// Enable a webhook (from disabled or out of order): the deliveries it held flow at once, oldest
+/// first.
 #[utoipa::path(post, path = "/v1/webhooks/{id}/enable", tag = "webhooks",
     params(("id" = String, Path, description = "Webhook id")),
     responses((status = 200, body = WebhookView), (status = 404, body = Problem)))]
@@ -751,7 +797,8 @@ pub async fn enable(
     set_status(&state, &caller, &id, WebhookStatus::Active, "enabled").await
 }
 
-/// Disable a webhook: no new deliveries are made to it until it is enabled.
+/// Disable a webhook: nothing is sent to it until it is enabled. Events published meanwhile are
+/// not lost: their deliveries are held (`held_deliveries`) and flow when it is enabled again.
 #[utoipa::path(post, path = "/v1/webhooks/{id}/disable", tag = "webhooks",
     params(("id" = String, Path, description = "Webhook id")),
     responses((status = 200, body = WebhookView), (status = 404, body = Problem)))]
@@ -868,7 +915,7 @@ pub struct StampedAttempt {
 /// CloudBlue's statistics list for one webhook.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct StatsView {
-    /// Events that triggered the webhook (deliveries made for it).
+    /// Events that triggered the webhook (deliveries made for it, held ones included).
     events: u64,
     /// Attempts made, retries included.
     triggers: u64,
@@ -876,12 +923,15 @@ pub struct StatsView {
     failure_responses: u64,
     failures_since_last_success: u64,
     last_event_at: Option<DateTime<Utc>>,
-    /// When the next attempt is due, if any delivery is waiting.
+    /// When the next attempt is due, if any delivery is waiting; `null` while the webhook is
+    /// disabled or out of order (its deliveries are held: none is due).
     next_trigger_at: Option<DateTime<Utc>>,
     last_success: Option<StampedAttempt>,
     last_failure: Option<StampedAttempt>,
     /// Deliveries that exhausted their retries since the last success.
     failed_deliveries_in_a_row: u64,
+    /// Deliveries waiting while the webhook is disabled or out of order (0 when active).
+    held_deliveries: u64,
 }
 
 fn stamped(s: Option<(DateTime<Utc>, AttemptId)>) -> Option<StampedAttempt> {
@@ -903,6 +953,14 @@ pub async fn stats(
 ) -> Result<Json<StatsView>, ApiError> {
     let webhook = load(&state, &caller, &id, Action::ReadWebhooks).await?;
     let s = state.store.webhook_stats(&webhook.id).await?;
+    let held = if webhook.status.holds_deliveries() {
+        state
+            .store
+            .held_deliveries(std::slice::from_ref(&webhook.id))
+            .await?
+    } else {
+        Default::default()
+    };
     Ok(Json(StatsView {
         events: s.events,
         triggers: s.triggers,
@@ -910,10 +968,13 @@ pub async fn stats(
         failure_responses: s.failures,
         failures_since_last_success: s.failures_since_success,
         last_event_at: s.last_event_at,
-        next_trigger_at: s.next_trigger_at,
+        next_trigger_at: s
+            .next_trigger_at
+            .filter(|_| !webhook.status.holds_deliveries()),
         last_success: stamped(s.last_success),
         last_failure: stamped(s.last_failure),
         failed_deliveries_in_a_row: s.failed_deliveries_in_a_row,
+        held_deliveries: held.get(&webhook.id).copied().unwrap_or(0),
     }))
 }
 
@@ -928,7 +989,8 @@ pub struct TriggerInput {
 }
 
 /// Trigger now: send a test event (or the given payload) to this webhook at once, whatever its
-/// filter, and answer with the attempt. Success reactivates an out-of-order webhook.
+/// filter, and answer with the attempt. Success reactivates an out-of-order webhook, and the
+/// deliveries it held flow.
 #[utoipa::path(post, path = "/v1/webhooks/{id}/trigger", tag = "webhooks", request_body = TriggerInput,
     params(("id" = String, Path, description = "Webhook id")),
     responses((status = 200, body = crate::routes::deliveries::AttemptView), (status = 404, body = Problem), (status = 422, body = Problem)))]

@@ -28,7 +28,7 @@ use herald_core::webhook::{
 };
 use herald_store::testing::TestDatabase;
 use herald_store::{
-    AttemptQuery, AttemptRecord, Claimed, Lease, NewPublish, OutOfOrderRule, Published,
+    AttemptQuery, AttemptRecord, Claimed, Discarded, Lease, NewPublish, OutOfOrderRule, Published,
     StatusChange, Store, StoreError, WebhookQuery,
 };
 use serde_json::json;
@@ -283,14 +283,18 @@ async fn webhooks(store: &dyn Store) {
         .unwrap();
     assert_eq!(listed.items, vec![disabled.clone()]);
 
-    let active: Vec<WebhookId> = store
-        .active_webhooks(&p.id)
+    // A disabled webhook is still subscribed: its deliveries are made, and held.
+    let subscribed: Vec<WebhookId> = store
+        .subscribed_webhooks(&p.id)
         .await
         .unwrap()
         .into_iter()
         .map(|w| w.id)
         .collect();
-    assert_eq!(active, vec![envs.id.clone(), all.id.clone()]);
+    assert_eq!(
+        subscribed,
+        vec![envs.id.clone(), all.id.clone(), files.id.clone()]
+    );
 
     // A rotation's previous secret and its expiry round-trip, and clearing them sticks.
     let mut rotated = envs.clone();
@@ -914,8 +918,12 @@ async fn delivery_engine(store: &dyn Store) {
     assert_eq!((kept.status, kept.attempts), (DeliveryStatus::Pending, 0));
 
     // Retention: old events go with their deliveries and attempts — but never while a delivery
-    // of theirs is still pending or retrying. Before the cut-off: e1 (its delivery replayed,
-    // pending), x0 (failed), x1 (replayed, pending) and "gone" (failed).
+    // of theirs is still pending or retrying for an active webhook (w is enabled again: it went
+    // out of order above). Before the cut-off: e1 (its delivery replayed, pending), x0
+    // (failed), x1 (replayed, pending) and "gone" (failed).
+    let mut enabled = store.webhook(&w.id).await.unwrap();
+    enabled.status = WebhookStatus::Active;
+    store.update_webhook(&enabled).await.unwrap();
     let cutoff = at(60_000 + 86_400_000);
     assert_eq!(
         store.prune(cutoff, 1, 1).await.unwrap(),
@@ -1131,7 +1139,193 @@ async fn store_story(store: Arc<dyn Store>) {
     stale_webhook_edits(store.as_ref()).await;
     due_work_is_paged(store.as_ref()).await;
     retention_per_project(store.as_ref()).await;
+    held_deliveries(store.as_ref()).await;
     concurrent_claims_never_overlap(store).await;
+}
+
+/// A disabled or out-of-order webhook holds its deliveries: it is subscribed, its deliveries
+/// are counted as held, nobody claims them, a person may discard them (only while they are
+/// held, and not one being sent), and they keep no event past its retention.
+async fn held_deliveries(store: &dyn Store) {
+    const DAY: i64 = 86_400_000;
+    let p = project("held", 1);
+    store.create_project(&p).await.unwrap();
+    let mut paused = webhook(&p.id, "paused", None, 1);
+    paused.status = WebhookStatus::Disabled;
+    let mut broken = webhook(&p.id, "broken", None, 2);
+    broken.status = WebhookStatus::OutOfOrder;
+    let live = webhook(&p.id, "live", None, 3);
+    let mut waiting = webhook(&p.id, "waiting", None, 4);
+    waiting.status = WebhookStatus::Pending;
+    for w in [&paused, &broken, &live, &waiting] {
+        store.create_webhook(w).await.unwrap();
+    }
+    let subscribed: Vec<WebhookId> = store
+        .subscribed_webhooks(&p.id)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|w| w.id)
+        .collect();
+    assert_eq!(
+        subscribed,
+        vec![paused.id.clone(), broken.id.clone(), live.id.clone()],
+        "every status but pending (awaiting validation)"
+    );
+
+    // Three events, each delivered to the three subscribed webhooks.
+    let mut deliveries: BTreeMap<&str, Vec<Delivery>> = BTreeMap::new();
+    let mut events = Vec::new();
+    for (i, ms) in [10, 20, 30].into_iter().enumerate() {
+        let e = event(&p.id, &format!("held-{i}"), "a.b", ms);
+        let made: Vec<(Delivery, Option<Lease>)> = [&paused, &broken, &live]
+            .into_iter()
+            .map(|w| {
+                let d = Delivery::new(p.id.clone(), e.id.clone(), w.id.clone(), e.created_at);
+                deliveries
+                    .entry(w.name.as_str())
+                    .or_default()
+                    .push(d.clone());
+                (d, None)
+            })
+            .collect();
+        let publish = NewPublish {
+            event: e.clone(),
+            deliveries: made,
+        };
+        store.commit(&[publish], &[], at(ms)).await.unwrap();
+        events.push(e);
+    }
+    let all_four = [
+        paused.id.clone(),
+        broken.id.clone(),
+        live.id.clone(),
+        waiting.id.clone(),
+    ];
+    let held = store.held_deliveries(&all_four).await.unwrap();
+    assert_eq!(
+        held,
+        [(paused.id.clone(), 3), (broken.id.clone(), 3)].into(),
+        "an active webhook holds nothing"
+    );
+    // Only the active webhook has work due: held deliveries wait.
+    let due: Vec<WebhookId> = store
+        .webhooks_with_due_work(at(1_000), None, 500)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|w| all_four.contains(w))
+        .collect();
+    assert_eq!(due, vec![live.id.clone()]);
+
+    // Discarding before a time takes the held deliveries created before it, and only those.
+    assert_eq!(
+        store
+            .discard_held(&paused.id, Some(at(20)), at(100))
+            .await
+            .unwrap(),
+        Discarded::Count(1)
+    );
+    let first = store.delivery(&deliveries["paused"][0].id).await.unwrap();
+    assert_eq!(
+        (first.status, first.next_attempt_at),
+        (DeliveryStatus::Discarded, None)
+    );
+    assert_eq!(
+        store
+            .delivery(&deliveries["paused"][1].id)
+            .await
+            .unwrap()
+            .status,
+        DeliveryStatus::Pending
+    );
+    // A late record cannot bring a discarded delivery back.
+    let late = record(
+        &first,
+        attempt(&first, 1, 110, false),
+        DeliveryStatus::Retrying,
+        Some(5_000),
+    );
+    store.commit(&[], &[late], at(120)).await.unwrap();
+    assert_eq!(
+        store.delivery(&first.id).await.unwrap().status,
+        DeliveryStatus::Discarded
+    );
+    // Nothing is held by an active or a pending webhook; a missing one is not found.
+    assert_eq!(
+        store.discard_held(&live.id, None, at(100)).await.unwrap(),
+        Discarded::NotHeld(WebhookStatus::Active)
+    );
+    assert_eq!(
+        store
+            .discard_held(&waiting.id, None, at(100))
+            .await
+            .unwrap(),
+        Discarded::NotHeld(WebhookStatus::Pending)
+    );
+    assert!(matches!(
+        store.discard_held(&WebhookId::new(), None, at(100)).await,
+        Err(StoreError::NotFound { .. })
+    ));
+    // A delivery under a live lease is being sent: discarding everything leaves it alone.
+    let sending = store
+        .claim_due(&broken.id, &lease("node-t", 10_000), at(100), 1)
+        .await
+        .unwrap();
+    assert_eq!(sending.len(), 1);
+    assert_eq!(
+        store.discard_held(&broken.id, None, at(200)).await.unwrap(),
+        Discarded::Count(2)
+    );
+    assert_eq!(
+        store
+            .delivery(&sending[0].delivery.id)
+            .await
+            .unwrap()
+            .status,
+        DeliveryStatus::Pending
+    );
+    let held = store.held_deliveries(&all_four).await.unwrap();
+    assert_eq!(
+        held,
+        [(paused.id.clone(), 2), (broken.id.clone(), 1)].into()
+    );
+    // The bulk replay of failures leaves discarded deliveries be; replaying one brings it back.
+    assert_eq!(
+        store
+            .replay_failed(&paused.id, at(0), at(300))
+            .await
+            .unwrap(),
+        0
+    );
+    let back = store.replay_delivery(&first.id, at(300)).await.unwrap();
+    assert_eq!(back.status, DeliveryStatus::Pending);
+    assert_eq!(
+        store.held_deliveries(&all_four).await.unwrap()[&paused.id],
+        3
+    );
+
+    // Retention: the active webhook's pending deliveries keep the three events...
+    let cutoff = at(30 + 2 * DAY);
+    let kept = |e: &Event| {
+        let (project, id) = (e.project_id.clone(), e.id.clone());
+        async move { store.event(&project, &id).await.is_ok() }
+    };
+    while store.prune(cutoff, 1, 1000).await.unwrap() > 0 {}
+    for e in &events {
+        assert!(kept(e).await, "{} has a delivery on its way", e.id.as_str());
+    }
+    // ...and once those are delivered, the deliveries the paused webhooks hold do not.
+    let delivered: Vec<AttemptRecord> = deliveries["live"]
+        .iter()
+        .map(|d| record(d, attempt(d, 1, 400, true), DeliveryStatus::Succeeded, None))
+        .collect();
+    store.commit(&[], &delivered, at(400)).await.unwrap();
+    while store.prune(cutoff, 1, 1000).await.unwrap() > 0 {}
+    for e in &events {
+        assert!(!kept(e).await, "{} is past its retention", e.id.as_str());
+    }
+    assert!(store.held_deliveries(&all_four).await.unwrap().is_empty());
 }
 
 /// Each project's own retention, beside the server's default: an event older than the

@@ -22,7 +22,7 @@ async fn deliveries_of(app: &TestApp, project: &str, event: &str) -> BTreeSet<St
         .collect()
 }
 
-async fn publishing_commits_one_delivery_per_matching_active_webhook(app: TestApp) {
+async fn publishing_commits_one_delivery_per_matching_subscribed_webhook(app: TestApp) {
     let p = app.project("shop").await;
     for t in ["environment.suspended", "file.uploaded"] {
         app.event_type(&p, t).await;
@@ -35,7 +35,7 @@ async fn publishing_commits_one_delivery_per_matching_active_webhook(app: TestAp
     let _files = id(app
         .webhook(&p, "files", json!({"events": ["file.uploaded"]}))
         .await);
-    let _off = id(app.webhook(&p, "off", json!({"enabled": false})).await);
+    let off = id(app.webhook(&p, "off", json!({"enabled": false})).await);
     let paused = id(app.webhook(&p, "paused", json!({})).await);
     app.post(
         &format!("/v1/webhooks/{paused}/disable"),
@@ -54,9 +54,10 @@ async fn publishing_commits_one_delivery_per_matching_active_webhook(app: TestAp
         .await;
     assert_eq!(reply.ok(202)["id"], "e1");
     assert!(reply.headers.get("idempotent-replayed").is_none());
+    // Disabled webhooks are matched too: their deliveries are held, not lost.
     assert_eq!(
         deliveries_of(&app, &p, "e1").await,
-        BTreeSet::from([all.clone(), envs])
+        BTreeSet::from([all.clone(), envs, off.clone(), paused.clone()])
     );
 
     // Enabling again takes effect for the next event.
@@ -76,8 +77,8 @@ async fn publishing_commits_one_delivery_per_matching_active_webhook(app: TestAp
     .ok(202);
     assert_eq!(
         deliveries_of(&app, &p, "e2").await.len(),
-        3,
-        "all, files and the re-enabled one"
+        4,
+        "all, files, the re-enabled one and the disabled one"
     );
 }
 
@@ -365,7 +366,7 @@ async fn events_can_be_read_back_filtered_and_paged(app: TestApp) {
 }
 
 on_both_stores!(
-    publishing_commits_one_delivery_per_matching_active_webhook,
+    publishing_commits_one_delivery_per_matching_subscribed_webhook,
     the_same_event_id_returns_the_first_event_and_creates_nothing,
     bad_events_are_refused_with_the_field_and_change_nothing,
     events_can_be_read_back_filtered_and_paged,
