@@ -95,3 +95,49 @@ async fn an_allowed_network_is_delivered_to_by_every_spelling_that_lands_in_it()
     }
     assert_eq!(receiver.received().len(), 5);
 }
+
+/// IPv6 spellings that carry 127.0.0.1 through a translator or tunnel rather than the kernel's
+/// IPv4-mapped form: each must be refused as loopback, not tried.
+#[tokio::test]
+async fn ipv6_addresses_that_embed_a_loopback_ipv4_address_are_refused_as_loopback() {
+    let app = spawn_app_with(Backend::Sqlite, Options::default())
+        .await
+        .unwrap();
+    let p = app.project("tunnels").await;
+    app.event_type(&p, "order.paid").await;
+    let spellings = [
+        ("translated", "http://[::ffff:0:127.0.0.1]:9/hook"),
+        ("compatible", "http://[::127.0.0.1]:9/hook"),
+        ("nat64", "http://[64:ff9b::127.0.0.1]:9/hook"),
+        ("six-to-four", "http://[2002:7f00:1::1]:9/hook"),
+        (
+            "teredo",
+            "http://[2001:0:4136:e378:8000:63bf:80ff:fffe]:9/hook",
+        ),
+    ];
+    let mut hooks = Vec::new();
+    for (spelling, url) in spellings {
+        let hook = app
+            .webhook(
+                &p,
+                spelling,
+                json!({"url": url, "retry_policy": {"schedule_seconds": []}}),
+            )
+            .await;
+        hooks.push((spelling, hook["id"].as_str().unwrap().to_owned()));
+    }
+    app.publish(&p, "order.paid", json!({})).await;
+    for (spelling, hook) in hooks {
+        let path = format!("/v1/webhooks/{hook}/attempts");
+        let listed = app
+            .wait_for(&path, Duration::from_secs(5), |b| b["data"][0].is_object())
+            .await;
+        let attempt = &listed["data"][0];
+        assert_eq!(
+            attempt["error"]["kind"], "refused_by_policy",
+            "{spelling}: {attempt:#}"
+        );
+        let message = attempt["error"]["message"].as_str().unwrap();
+        assert!(message.contains("loopback"), "{spelling}: {message}");
+    }
+}
