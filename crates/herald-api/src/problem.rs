@@ -38,6 +38,10 @@ pub enum ApiError {
         field: &'static str,
     },
     #[error(
+        "this is the last active admin key: create another admin key first (or, with every admin key lost, run `herald admin-key create` on the server)"
+    )]
+    LastAdminKey,
+    #[error(
         "the {entity} was changed by someone else while this request ran; read it again and retry"
     )]
     Changed { entity: &'static str },
@@ -69,6 +73,7 @@ impl From<StoreError> for ApiError {
             StoreError::NotFound { entity } => Self::NotFound { entity },
             StoreError::Conflict { entity, field } => Self::Conflict { entity, field },
             StoreError::Changed { entity } => Self::Changed { entity },
+            StoreError::LastAdminKey => Self::LastAdminKey,
             other => Self::Internal(Box::new(other)),
         }
     }
@@ -127,6 +132,12 @@ impl ApiError {
                 Some((*field).to_owned()),
             ),
             Self::Changed { .. } => (S::CONFLICT, "changed-meanwhile", "Changed meanwhile", None),
+            Self::LastAdminKey => (
+                S::CONFLICT,
+                "last-admin-key",
+                "Last admin key",
+                Some("id".to_owned()),
+            ),
             Self::NoRoute { .. } => (S::NOT_FOUND, "no-such-route", "No such route", None),
             Self::MethodNotAllowed { .. } => (
                 S::METHOD_NOT_ALLOWED,
