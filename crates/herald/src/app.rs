@@ -1,7 +1,8 @@
 //! The application: store, API and listener, built from a [`Config`] and run until shutdown.
 //!
-//! `App::build` does everything that can fail at start (open and migrate the store, create the
-//! first admin key, bind the port) so that `run` only serves.
+//! `App::build` does everything that can fail at start (open and migrate the store, bind the
+//! port, start the engine, and last of all create the first admin key) so that `run` only
+//! serves.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -63,7 +64,8 @@ impl App {
         let store = herald_store::connect(&target)
             .await
             .with_context(|| format!("opening the store at {target:?}"))?;
-        let first_admin_key = bootstrap_admin_key(store.as_ref(), config).await?;
+        // Bound before the first admin key is made: a first start that cannot listen (the port
+        // is taken) must not leave a store holding a key nobody was ever shown.
         let listener =
             listen(config.listen).with_context(|| format!("listening on {}", config.listen))?;
         let address = listener.local_addr()?;
@@ -79,6 +81,8 @@ impl App {
         let engine = Engine::start(store.clone(), engine_config)
             .await
             .context("starting the delivery engine")?;
+        // The last step that can fail: whatever failed before left no key behind.
+        let first_admin_key = bootstrap_admin_key(store.as_ref(), config).await?;
         let state = ApiState {
             store: store.clone(),
             engine: engine.clone(),

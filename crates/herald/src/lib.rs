@@ -5,6 +5,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod admin_key;
 pub mod app;
 pub mod config;
 pub mod telemetry;

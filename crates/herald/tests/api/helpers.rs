@@ -23,6 +23,8 @@ pub enum Backend {
 
 pub struct TestApp {
     pub base: String,
+    /// The database the app runs on, as `--database-url` takes it.
+    database_url: String,
     /// The admin key made on first start.
     pub admin: String,
     pub client: reqwest::Client,
@@ -116,12 +118,13 @@ pub async fn spawn_app_with(backend: Backend, options: Options) -> Option<TestAp
         Backend::Postgres => TestDatabase::postgres().await?,
     };
     let admin = format!("hk_test_admin_{}", ulid::Ulid::new());
+    let database_url = match &db.target {
+        StoreTarget::Sqlite { path } => format!("sqlite://{}", path.display()),
+        StoreTarget::Postgres { url } => url.clone(),
+    };
     let config = Config {
         listen: "127.0.0.1:0".parse().unwrap(),
-        database_url: Some(SecretString::from(match &db.target {
-            StoreTarget::Sqlite { path } => format!("sqlite://{}", path.display()),
-            StoreTarget::Postgres { url } => url.clone(),
-        })),
+        database_url: Some(SecretString::from(database_url.clone())),
         allow_http: options.allow_http,
         max_body_bytes: options.max_body_bytes,
         admin_key: Some(SecretString::from(admin.clone())),
@@ -140,6 +143,7 @@ pub async fn spawn_app_with(backend: Backend, options: Options) -> Option<TestAp
     tokio::spawn(app.run(shutdown.clone()));
     Some(TestApp {
         base,
+        database_url,
         admin,
         client: reqwest::Client::new(),
         store,
@@ -149,6 +153,10 @@ pub async fn spawn_app_with(backend: Backend, options: Options) -> Option<TestAp
 }
 
 impl TestApp {
+    pub fn database_url(&self) -> String {
+        self.database_url.clone()
+    }
+
     pub async fn call(
         &self,
         method: Method,
