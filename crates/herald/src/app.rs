@@ -30,6 +30,7 @@ pub struct App {
     engine: Engine,
     first_admin_key: Option<FirstAdminKey>,
     shutdown_grace: Duration,
+    limits: crate::serve::Limits,
 }
 
 /// The admin key made on a first start.
@@ -101,6 +102,11 @@ impl App {
             engine,
             first_admin_key,
             shutdown_grace: Duration::from_secs(config.shutdown_grace_seconds),
+            limits: crate::serve::Limits {
+                header_read_timeout: Duration::from_millis(config.header_read_timeout_ms),
+                idle_timeout: Duration::from_millis(config.idle_timeout_ms),
+                max_connections: config.max_connections,
+            },
         })
     }
 
@@ -129,12 +135,15 @@ impl App {
         let grace = self.shutdown_grace;
         let engine = self.engine.clone();
         let stopping = shutdown.clone();
-        let server = axum::serve(self.listener, self.router)
-            .with_graceful_shutdown(async move { stopping.cancelled().await });
-        let served = tokio::spawn(async move { server.await });
+        let served = tokio::spawn(crate::serve::serve(
+            self.listener,
+            self.router,
+            self.limits,
+            stopping,
+        ));
         shutdown.cancelled().await;
         match tokio::time::timeout(grace, served).await {
-            Ok(joined) => joined.context("the server task")?.context("serving HTTP")?,
+            Ok(joined) => joined.context("the server task")?,
             Err(_) => tracing::warn!(
                 ?grace,
                 "requests still in flight after the grace period; stopping anyway"

@@ -8,4 +8,5 @@
 pub mod admin_key;
 pub mod app;
 pub mod config;
+pub mod serve;
 pub mod telemetry;

@@ -118,6 +118,18 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     // Listen for signals before anything else, so a SIGTERM during start-up stops us cleanly.
     let shutdown = shutdown_on_signals();
     tracing::debug!(?config, "configuration");
+    if let Some(limit) = herald::serve::raise_open_files_limit() {
+        // Each connection holds a descriptor, and so do outbound connections and the database.
+        let wanted = config.max_connections as u64 + 2 * config.global_concurrency as u64 + 64;
+        if limit < wanted {
+            tracing::warn!(
+                limit,
+                max_connections = config.max_connections,
+                "the open-files limit is below max_connections plus room for outbound \
+                 connections; lower max_connections or raise the hard limit (ulimit -Hn)"
+            );
+        }
+    }
     let app = App::build(&config).await?;
     if let Some(first) = app.first_admin_key().filter(|k| k.generated) {
         let shown = write_stdout(&format!(

@@ -91,6 +91,9 @@ pub struct Options {
     pub lane_queue: usize,
     pub poll_interval_ms: u64,
     pub validation_event: String,
+    pub header_read_timeout_ms: u64,
+    pub idle_timeout_ms: u64,
+    pub max_connections: usize,
 }
 
 impl Default for Options {
@@ -103,6 +106,9 @@ impl Default for Options {
             lane_queue: 64,
             poll_interval_ms: 50,
             validation_event: "webhook.validate".into(),
+            header_read_timeout_ms: Config::default().header_read_timeout_ms,
+            idle_timeout_ms: Config::default().idle_timeout_ms,
+            max_connections: Config::default().max_connections,
         }
     }
 }
@@ -133,6 +139,9 @@ pub async fn spawn_app_with(backend: Backend, options: Options) -> Option<TestAp
         lane_queue: options.lane_queue,
         poll_interval_ms: options.poll_interval_ms,
         validation_event: options.validation_event,
+        header_read_timeout_ms: options.header_read_timeout_ms,
+        idle_timeout_ms: options.idle_timeout_ms,
+        max_connections: options.max_connections,
         shutdown_grace_seconds: 2,
         ..Config::default()
     };

@@ -191,6 +191,9 @@ fn help_documents_every_setting_with_its_environment_variable() {
         ("--allow-network", "HERALD_ALLOW_NETWORKS"),
         ("--max-body-bytes", "HERALD_MAX_BODY_BYTES"),
         ("--config", "HERALD_CONFIG"),
+        ("--header-read-timeout-ms", "HERALD_HEADER_READ_TIMEOUT_MS"),
+        ("--idle-timeout-ms", "HERALD_IDLE_TIMEOUT_MS"),
+        ("--max-connections", "HERALD_MAX_CONNECTIONS"),
     ] {
         assert!(
             help.contains(flag) && help.contains(env),
@@ -391,4 +394,48 @@ fn a_server_whose_stdout_is_gone_serves_and_stops_on_sigterm() {
         stderr.contains("herald admin-key create"),
         "the lost first key is reported: {stderr}"
     );
+}
+
+/// "Max open files" soft and hard limits of a running process, from /proc.
+#[cfg(target_os = "linux")]
+fn open_files_limits(pid: u32) -> (String, String) {
+    let limits = std::fs::read_to_string(format!("/proc/{pid}/limits")).unwrap();
+    let line = limits
+        .lines()
+        .find(|l| l.starts_with("Max open files"))
+        .unwrap();
+    let fields: Vec<&str> = line.split_whitespace().collect();
+    (fields[3].to_owned(), fields[4].to_owned())
+}
+
+#[cfg(target_os = "linux")]
+#[test]
+fn serve_raises_its_open_files_soft_limit_to_the_hard_limit() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    // Started with a soft limit of 256 (below the hard one, whatever that is here).
+    let mut child = Command::new("sh")
+        .arg("-c")
+        .arg("ulimit -Sn 256 && exec \"$0\" \"$@\"")
+        .arg(env!("CARGO_BIN_EXE_herald"))
+        .args([
+            "serve",
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+            "--data-dir",
+        ])
+        .arg(dir.path())
+        .env_remove("HERALD_ADMIN_KEY")
+        .env("HERALD_LOG", "error")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_until_listening(port, &mut child);
+    let (soft, hard) = open_files_limits(child.id());
+    assert!(stop(&mut child, "-TERM").success());
+    let (_, own_hard) = open_files_limits(std::process::id());
+    assert_eq!(hard, own_hard, "the hard limit is left as it was");
+    assert_eq!(soft, hard, "the soft limit is raised to the hard limit");
+    assert_ne!(soft, "256");
 }
