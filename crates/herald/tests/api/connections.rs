@@ -295,3 +295,57 @@ async fn a_keep_alive_client_sending_two_requests_after_a_413_gets_no_reset() {
         }
     }
 }
+
+#[tokio::test]
+async fn on_shutdown_idle_connections_close_at_once_and_a_request_in_flight_is_answered() {
+    let app = app(Options::default()).await;
+    let mut idle = connect(&app).await;
+    idle.write_all(HEALTH).await.unwrap();
+    assert!(read_response(&mut idle).await.0.starts_with("http/1.1 200"));
+
+    // A request whose body is half sent when the shutdown begins.
+    let body = br#"{"name": "late-project"}"#;
+    let mut busy = connect(&app).await;
+    busy.write_all(
+        format!(
+            "POST /v1/projects HTTP/1.1\r\nHost: herald\r\nAuthorization: Bearer {}\r\n\
+             Content-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+            app.admin,
+            body.len()
+        )
+        .as_bytes(),
+    )
+    .await
+    .unwrap();
+    busy.write_all(&body[..5]).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+
+    let stopping = Instant::now();
+    app.stop();
+    assert_eq!(
+        wait_for_end(&mut idle, Duration::from_secs(2)).await,
+        End::Eof
+    );
+    assert!(
+        stopping.elapsed() < Duration::from_secs(1),
+        "{:?}",
+        stopping.elapsed()
+    );
+    busy.write_all(&body[5..]).await.unwrap();
+    let (head, answer) = read_response(&mut busy).await;
+    assert!(
+        head.starts_with("http/1.1 201"),
+        "{head}{}",
+        String::from_utf8_lossy(&answer)
+    );
+    assert_eq!(
+        wait_for_end(&mut busy, Duration::from_secs(3)).await,
+        End::Eof
+    );
+    // The listener is closed: nobody new is taken in.
+    assert!(
+        TcpStream::connect(app.base.trim_start_matches("http://"))
+            .await
+            .is_err()
+    );
+}

@@ -162,6 +162,11 @@ pub async fn spawn_app_with(backend: Backend, options: Options) -> Option<TestAp
 }
 
 impl TestApp {
+    /// Starts the app's graceful shutdown (as SIGTERM would).
+    pub fn stop(&self) {
+        self.shutdown.cancel();
+    }
+
     pub fn database_url(&self) -> String {
         self.database_url.clone()
     }
