@@ -57,6 +57,9 @@ enum AdminKeyCommand {
 
 #[derive(Debug, clap::Args)]
 struct AdminKeyArgs {
+    /// The server's TOML configuration file, to read its data_dir or database_url from.
+    #[arg(long, env = "HERALD_CONFIG", value_name = "FILE")]
+    config: Option<std::path::PathBuf>,
     /// The server's SQLite data folder [default: ./herald-data].
     #[arg(long, env = "HERALD_DATA_DIR", value_name = "DIR")]
     data_dir: Option<std::path::PathBuf>,
@@ -99,6 +102,7 @@ async fn main() -> anyhow::Result<()> {
 
 async fn create_admin_key(args: AdminKeyArgs) -> anyhow::Result<()> {
     let config = Config::load(&ServeArgs {
+        config: args.config,
         data_dir: args.data_dir,
         database_url: args.database_url,
         ..ServeArgs::default()

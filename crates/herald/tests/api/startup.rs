@@ -273,15 +273,18 @@ fn admin_key_create_recovers_an_sqlite_installation_once_its_server_is_stopped()
         .unwrap();
     let first = the_key_in(&printed);
 
+    // The data directory as the server's configuration file gives it.
+    let config = dir.path().join("herald.toml");
+    std::fs::write(
+        &config,
+        format!("data_dir = {:?}\n", dir.path().to_str().unwrap()),
+    )
+    .unwrap();
     let made = herald()
-        .args([
-            "admin-key",
-            "create",
-            "--name",
-            "ops recovery",
-            "--data-dir",
-        ])
-        .arg(dir.path())
+        .args(["admin-key", "create", "--name", "ops recovery", "--config"])
+        .arg(&config)
+        .env_remove("HERALD_DATA_DIR")
+        .env_remove("HERALD_DATABASE_URL")
         .output()
         .unwrap();
     assert!(made.status.success(), "{made:?}");
