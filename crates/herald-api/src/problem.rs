@@ -47,6 +47,10 @@ pub enum ApiError {
         field: Option<String>,
     },
     #[error(
+        "this is the last active admin key: create another admin key first (or, with every admin key lost, run `herald admin-key create` on the server)"
+    )]
+    LastAdminKey,
+    #[error(
         "the {entity} was changed by someone else while this request ran; read it again and retry"
     )]
     Changed { entity: &'static str },
@@ -86,6 +90,7 @@ impl From<StoreError> for ApiError {
             StoreError::NotFound { entity } => Self::NotFound { entity },
             StoreError::Conflict { entity, field } => Self::Conflict { entity, field },
             StoreError::Changed { entity } => Self::Changed { entity },
+            StoreError::LastAdminKey => Self::LastAdminKey,
             other => Self::Internal(Box::new(other)),
         }
     }
@@ -148,6 +153,12 @@ impl ApiError {
                 kind, title, field, ..
             } => (S::CONFLICT, kind, title, field.clone()),
             Self::NotHeld { .. } => (S::CONFLICT, "not-held", "Nothing held", None),
+            Self::LastAdminKey => (
+                S::CONFLICT,
+                "last-admin-key",
+                "Last admin key",
+                Some("id".to_owned()),
+            ),
             Self::NoRoute { .. } => (S::NOT_FOUND, "no-such-route", "No such route", None),
             Self::MethodNotAllowed { .. } => (
                 S::METHOD_NOT_ALLOWED,

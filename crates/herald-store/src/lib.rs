@@ -54,6 +54,8 @@ pub enum StoreError {
     },
     #[error("another Herald process is using {}; one process owns an SQLite data directory (use PostgreSQL for several nodes)", path.display())]
     InUse { path: PathBuf },
+    #[error("this is the last active admin key; create another admin key before revoking it")]
+    LastAdminKey,
     #[error("the {entity} changed since it was read")]
     Changed { entity: &'static str },
     #[error("stored {what} could not be read back")]
@@ -353,6 +355,9 @@ pub trait Store: Send + Sync + fmt::Debug {
     /// The unrevoked key whose token hashes to `token_hash`.
     async fn api_key_by_token_hash(&self, token_hash: &str) -> StoreResult<ApiKey>;
     async fn list_api_keys(&self, page: &PageRequest) -> StoreResult<Page<ApiKey>>;
+    /// Revokes a key (revoking it again keeps the first time). The last active admin key is
+    /// not revoked ([`StoreError::LastAdminKey`]): the check and the revocation are one
+    /// transaction, so concurrent revocations on any number of nodes always leave one.
     async fn revoke_api_key(&self, id: &ApiKeyId, at: Timestamp) -> StoreResult<ApiKey>;
 
     /// Commits the event and its deliveries in one transaction, or — if the project already has

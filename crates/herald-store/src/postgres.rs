@@ -71,4 +71,7 @@ const ROW_LOCKS: bool = true;
 /// no statement journal and has no such clause.
 const OR_FAIL: &str = "";
 
+/// Row locks for a read that decides a write (the last admin key's revocation).
+const FOR_UPDATE: &str = " FOR UPDATE";
+
 include!("shared.rs");

@@ -850,15 +850,34 @@ impl Store for ThisStore {
     }
 
     async fn revoke_api_key(&self, id: &ApiKeyId, at: Timestamp) -> StoreResult<ApiKey> {
+        let mut writer = self.writer().await?;
+        let mut tx = sqlx::Connection::begin(&mut *writer).await?;
+        // The active admin keys, locked (PostgreSQL; SQLite's one writer already serialises
+        // this) in id order: two revocations at once then take the locks one after the other,
+        // and the second reads the admin keys again once the first has committed. Checked and
+        // revoked in one transaction, two nodes revoking the last two admin keys at once cannot
+        // both succeed.
+        let admins: Vec<(String,)> = sqlx::query_as(&format!(
+            "SELECT id FROM api_keys WHERE role = 'admin' AND revoked_at IS NULL ORDER BY id{FOR_UPDATE}"
+        ))
+        .fetch_all(&mut *tx)
+        .await?;
+        if let [(only,)] = admins.as_slice()
+            && only == id.as_str()
+        {
+            return Err(StoreError::LastAdminKey);
+        }
         let row = sqlx::query_as::<Db, ApiKeyRow>(
             "UPDATE api_keys SET revoked_at = COALESCE(revoked_at, $2) WHERE id = $1 \
              RETURNING id, name, role, project_id, token_hash, token_prefix, created_at, revoked_at",
         )
         .bind(id.as_str())
         .bind(ms(&at))
-        .fetch_optional(&mut *self.writer().await?)
+        .fetch_optional(&mut *tx)
         .await?;
-        found("API key", row)
+        let key = found("API key", row)?;
+        tx.commit().await?;
+        Ok(key)
     }
 
     async fn publish(&self, event: &Event, deliveries: &[Delivery]) -> StoreResult<Published> {

@@ -174,4 +174,7 @@ const ROW_LOCKS: bool = false;
 /// one). Nothing is left half-done: any error fails the commit, whose transaction rolls back.
 const OR_FAIL: &str = " OR FAIL";
 
+/// Row locks for a read that decides a write; SQLite has none (its one writer serialises).
+const FOR_UPDATE: &str = "";
+
 include!("shared.rs");

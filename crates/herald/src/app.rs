@@ -1,7 +1,8 @@
 //! The application: store, API and listener, built from a [`Config`] and run until shutdown.
 //!
-//! `App::build` does everything that can fail at start (open and migrate the store, create the
-//! first admin key, bind the port) so that `run` only serves.
+//! `App::build` does everything that can fail at start (open and migrate the store, bind the
+//! port, start the engine, and last of all create the first admin key) so that `run` only
+//! serves.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -29,6 +30,7 @@ pub struct App {
     engine: Engine,
     first_admin_key: Option<FirstAdminKey>,
     shutdown_grace: Duration,
+    limits: crate::serve::Limits,
 }
 
 /// The admin key made on a first start.
@@ -63,7 +65,8 @@ impl App {
         let store = herald_store::connect(&target)
             .await
             .with_context(|| format!("opening the store at {target:?}"))?;
-        let first_admin_key = bootstrap_admin_key(store.as_ref(), config).await?;
+        // Bound before the first admin key is made: a first start that cannot listen (the port
+        // is taken) must not leave a store holding a key nobody was ever shown.
         let listener =
             listen(config.listen).with_context(|| format!("listening on {}", config.listen))?;
         let address = listener.local_addr()?;
@@ -79,6 +82,8 @@ impl App {
         let engine = Engine::start(store.clone(), engine_config)
             .await
             .context("starting the delivery engine")?;
+        // The last step that can fail: whatever failed before left no key behind.
+        let first_admin_key = bootstrap_admin_key(store.as_ref(), config).await?;
         let state = ApiState {
             store: store.clone(),
             engine: engine.clone(),
@@ -97,6 +102,11 @@ impl App {
             engine,
             first_admin_key,
             shutdown_grace: Duration::from_secs(config.shutdown_grace_seconds),
+            limits: crate::serve::Limits {
+                header_read_timeout: Duration::from_millis(config.header_read_timeout_ms),
+                idle_timeout: Duration::from_millis(config.idle_timeout_ms),
+                max_connections: config.max_connections,
+            },
         })
     }
 
@@ -125,12 +135,15 @@ impl App {
         let grace = self.shutdown_grace;
         let engine = self.engine.clone();
         let stopping = shutdown.clone();
-        let server = axum::serve(self.listener, self.router)
-            .with_graceful_shutdown(async move { stopping.cancelled().await });
-        let served = tokio::spawn(async move { server.await });
+        let served = tokio::spawn(crate::serve::serve(
+            self.listener,
+            self.router,
+            self.limits,
+            stopping,
+        ));
         shutdown.cancelled().await;
         match tokio::time::timeout(grace, served).await {
-            Ok(joined) => joined.context("the server task")?.context("serving HTTP")?,
+            Ok(joined) => joined.context("the server task")?,
             Err(_) => tracing::warn!(
                 ?grace,
                 "requests still in flight after the grace period; stopping anyway"

@@ -37,6 +37,16 @@ pub struct Config {
     /// The first admin API key, used only when the store has no key yet; generated if unset.
     #[serde(default)]
     pub admin_key: Option<SecretString>,
+    /// Milliseconds a client has to send a whole request header, from the connection's start
+    /// or the first byte of its next request.
+    #[serde(default = "defaults::header_read_timeout_ms")]
+    pub header_read_timeout_ms: u64,
+    /// Milliseconds a keep-alive connection may sit idle between requests before it is closed.
+    #[serde(default = "defaults::idle_timeout_ms")]
+    pub idle_timeout_ms: u64,
+    /// Connections served at once; past it, new ones wait to be accepted.
+    #[serde(default = "defaults::max_connections")]
+    pub max_connections: usize,
     /// Log filter, in `RUST_LOG` syntax.
     #[serde(default = "defaults::log")]
     pub log: String,
@@ -92,6 +102,15 @@ mod defaults {
     pub fn max_body_bytes() -> usize {
         1024 * 1024
     }
+    pub fn header_read_timeout_ms() -> u64 {
+        10_000
+    }
+    pub fn idle_timeout_ms() -> u64 {
+        60_000
+    }
+    pub fn max_connections() -> usize {
+        4096
+    }
     pub fn log() -> String {
         "info".into()
     }
@@ -130,6 +149,9 @@ impl Default for Config {
             allow_http: false,
             max_body_bytes: defaults::max_body_bytes(),
             admin_key: None,
+            header_read_timeout_ms: defaults::header_read_timeout_ms(),
+            idle_timeout_ms: defaults::idle_timeout_ms(),
+            max_connections: defaults::max_connections(),
             log: defaults::log(),
             shutdown_grace_seconds: defaults::shutdown_grace_seconds(),
             public_url: None,
@@ -156,6 +178,9 @@ impl fmt::Debug for Config {
             .field("allow_http", &self.allow_http)
             .field("max_body_bytes", &self.max_body_bytes)
             .field("admin_key", &self.admin_key.as_ref().map(|_| "<redacted>"))
+            .field("header_read_timeout_ms", &self.header_read_timeout_ms)
+            .field("idle_timeout_ms", &self.idle_timeout_ms)
+            .field("max_connections", &self.max_connections)
             .field("log", &self.log)
             .field("shutdown_grace_seconds", &self.shutdown_grace_seconds)
             .field("public_url", &self.public_url)
@@ -214,6 +239,18 @@ pub struct ServeArgs {
     )]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub admin_key: Option<String>,
+    /// Milliseconds a client has to send a whole request header [default: 10000].
+    #[arg(long, env = "HERALD_HEADER_READ_TIMEOUT_MS", value_name = "MS")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub header_read_timeout_ms: Option<u64>,
+    /// Milliseconds an idle keep-alive connection is kept open [default: 60000].
+    #[arg(long, env = "HERALD_IDLE_TIMEOUT_MS", value_name = "MS")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub idle_timeout_ms: Option<u64>,
+    /// Connections served at once; past it, new ones wait to be accepted [default: 4096].
+    #[arg(long, env = "HERALD_MAX_CONNECTIONS", value_name = "N")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_connections: Option<usize>,
     /// Log filter, RUST_LOG syntax [default: info].
     #[arg(long, env = "HERALD_LOG", value_name = "FILTER")]
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -332,6 +369,23 @@ impl Config {
                 });
             }
         }
+        for (field, ms) in [
+            ("header_read_timeout_ms", self.header_read_timeout_ms),
+            ("idle_timeout_ms", self.idle_timeout_ms),
+        ] {
+            if !(10..=3_600_000).contains(&ms) {
+                return Err(ConfigError::Invalid {
+                    field,
+                    message: "must be between 10 and 3600000".into(),
+                });
+            }
+        }
+        if !(1..=1_000_000).contains(&self.max_connections) {
+            return Err(ConfigError::Invalid {
+                field: "max_connections",
+                message: "must be between 1 and 1000000".into(),
+            });
+        }
         if !(1..=3650).contains(&self.retention_days) {
             return Err(ConfigError::Invalid {
                 field: "retention_days",
@@ -441,6 +495,12 @@ mod tests {
         assert_eq!(config.max_body_bytes, defaults.max_body_bytes);
         assert_eq!(config.allow_http, defaults.allow_http);
         assert_eq!(config.log, defaults.log);
+        assert_eq!(
+            config.header_read_timeout_ms,
+            defaults.header_read_timeout_ms
+        );
+        assert_eq!(config.idle_timeout_ms, defaults.idle_timeout_ms);
+        assert_eq!(config.max_connections, defaults.max_connections);
         assert_eq!(
             config.rotation_grace_seconds,
             defaults.rotation_grace_seconds

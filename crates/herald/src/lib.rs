@@ -5,6 +5,8 @@
 
 #![forbid(unsafe_code)]
 
+pub mod admin_key;
 pub mod app;
 pub mod config;
+pub mod serve;
 pub mod telemetry;

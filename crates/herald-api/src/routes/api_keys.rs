@@ -100,10 +100,11 @@ pub async fn list(
     Ok(Json(ListResponse::from_page(found, ApiKeyView::from)))
 }
 
-/// Revoke an API key: it stops working at once. Revoking twice is harmless.
+/// Revoke an API key: it stops working at once. Revoking twice is harmless. The last active
+/// admin key cannot be revoked (409), so the installation always keeps one.
 #[utoipa::path(delete, path = "/v1/api-keys/{id}", tag = "API keys",
     params(("id" = String, Path, description = "API key id")),
-    responses((status = 200, body = ApiKeyView), (status = 403, body = Problem), (status = 404, body = Problem)))]
+    responses((status = 200, body = ApiKeyView), (status = 403, body = Problem), (status = 404, body = Problem), (status = 409, body = Problem)))]
 pub async fn revoke(
     State(state): State<ApiState>,
     caller: Caller,

@@ -372,6 +372,27 @@ async fn api_keys(store: &dyn Store) {
     let listed = store.list_api_keys(&PageRequest::default()).await.unwrap();
     assert_eq!(listed.items, vec![viewer.clone(), admin.clone()]);
 
+    assert!(
+        matches!(
+            store.revoke_api_key(&admin.id, at(4)).await,
+            Err(StoreError::LastAdminKey)
+        ),
+        "the last active admin key stays"
+    );
+    assert_eq!(
+        store.api_key_by_token_hash(&token.hash()).await.unwrap(),
+        admin,
+        "and still works, unrevoked"
+    );
+    let second = ApiKey::issue(
+        "second admin".into(),
+        Role::Admin,
+        None,
+        ApiKeyToken::generate(),
+        at(3),
+    )
+    .unwrap();
+    store.create_api_key(&second).await.unwrap();
     let revoked = store.revoke_api_key(&admin.id, at(5)).await.unwrap();
     assert_eq!(revoked.revoked_at, Some(at(5)));
     let again = store.revoke_api_key(&admin.id, at(9)).await.unwrap();
@@ -384,6 +405,68 @@ async fn api_keys(store: &dyn Store) {
         store.api_key_by_token_hash(&token.hash()).await,
         Err(StoreError::NotFound { .. })
     ));
+    // A non-admin key goes whatever the admin keys are; the now-last admin key does not.
+    store.revoke_api_key(&viewer.id, at(6)).await.unwrap();
+    assert!(matches!(
+        store.revoke_api_key(&second.id, at(7)).await,
+        Err(StoreError::LastAdminKey)
+    ));
+}
+
+/// Two revocations of the last two active admin keys at once, again and again: exactly one
+/// of each pair succeeds and one admin key is always left (on PostgreSQL the two run on two
+/// connections, each in its own transaction).
+async fn concurrent_revocations_leave_one_admin_key(store: Arc<dyn Store>) {
+    let issue = |n: i64| {
+        ApiKey::issue(
+            format!("admin {n}"),
+            Role::Admin,
+            None,
+            ApiKeyToken::generate(),
+            at(n),
+        )
+        .unwrap()
+    };
+    let mut survivor = issue(0);
+    store.create_api_key(&survivor).await.unwrap();
+    for round in 1..=20 {
+        let newcomer = issue(round);
+        store.create_api_key(&newcomer).await.unwrap();
+        let revoke = |key: &ApiKey| {
+            let (store, id) = (store.clone(), key.id.clone());
+            tokio::spawn(async move { store.revoke_api_key(&id, at(1000 + round)).await })
+        };
+        let (a, b) = (revoke(&survivor), revoke(&newcomer));
+        let (a, b) = (a.await.unwrap(), b.await.unwrap());
+        match (&a, &b) {
+            (Ok(_), Err(StoreError::LastAdminKey)) => survivor = newcomer,
+            (Err(StoreError::LastAdminKey), Ok(_)) => {}
+            _ => panic!("round {round}: exactly one revocation must succeed: {a:?} / {b:?}"),
+        }
+        let active: Vec<ApiKey> = store
+            .list_api_keys(&PageRequest::first(250))
+            .await
+            .unwrap()
+            .items
+            .into_iter()
+            .filter(|k| k.revoked_at.is_none())
+            .collect();
+        assert_eq!(active, vec![survivor.clone()], "round {round}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_concurrent_revocations_leave_one_admin_key() {
+    let db = TestDatabase::sqlite();
+    concurrent_revocations_leave_one_admin_key(db.connect().await).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_concurrent_revocations_leave_one_admin_key() {
+    let Some(db) = TestDatabase::postgres().await else {
+        return;
+    };
+    concurrent_revocations_leave_one_admin_key(db.connect().await).await;
 }
 
 async fn publishing(store: &dyn Store) {

@@ -302,7 +302,44 @@ async fn api_keys_are_validated_and_shown_once(app: TestApp) {
     );
 }
 
+/// The id of the admin key whose token is `token`, read through `/v1/me`.
+async fn key_id(app: &TestApp, token: &str) -> String {
+    let me = app.get("/v1/me", token).await;
+    me.ok(200)["key_id"].as_str().unwrap().to_owned()
+}
+
+async fn the_last_active_admin_key_cannot_be_revoked(app: TestApp) {
+    let first = key_id(&app, &app.admin).await;
+    let before = app.snapshot().await;
+    let refused = app
+        .delete(&format!("/v1/api-keys/{first}"), &app.admin)
+        .await;
+    assert_eq!(
+        refused.problem(409, Some("id"))["type"],
+        "/problems/last-admin-key"
+    );
+    assert_eq!(
+        app.snapshot().await,
+        before,
+        "a refused revocation changes nothing"
+    );
+    app.get("/v1/me", &app.admin).await.ok(200);
+
+    // With a second admin key either may go, but not both.
+    let second_token = app.key("admin", None).await;
+    let second = key_id(&app, &second_token).await;
+    app.delete(&format!("/v1/api-keys/{first}"), &second_token)
+        .await
+        .ok(200);
+    app.get("/v1/me", &app.admin).await.problem(401, None);
+    app.delete(&format!("/v1/api-keys/{second}"), &second_token)
+        .await
+        .problem(409, Some("id"));
+    app.get("/v1/me", &second_token).await.ok(200);
+}
+
 on_both_stores!(
+    the_last_active_admin_key_cannot_be_revoked,
     requests_without_a_valid_key_are_unauthorized,
     a_key_scoped_to_one_project_can_neither_read_nor_change_nor_learn_of_another,
     a_publisher_publishes_and_reads_nothing,

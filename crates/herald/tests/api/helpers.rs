@@ -23,6 +23,8 @@ pub enum Backend {
 
 pub struct TestApp {
     pub base: String,
+    /// The database the app runs on, as `--database-url` takes it.
+    database_url: String,
     /// The admin key made on first start.
     pub admin: String,
     pub client: reqwest::Client,
@@ -89,6 +91,9 @@ pub struct Options {
     pub lane_queue: usize,
     pub poll_interval_ms: u64,
     pub validation_event: String,
+    pub header_read_timeout_ms: u64,
+    pub idle_timeout_ms: u64,
+    pub max_connections: usize,
 }
 
 impl Default for Options {
@@ -101,6 +106,9 @@ impl Default for Options {
             lane_queue: 64,
             poll_interval_ms: 50,
             validation_event: "webhook.validate".into(),
+            header_read_timeout_ms: Config::default().header_read_timeout_ms,
+            idle_timeout_ms: Config::default().idle_timeout_ms,
+            max_connections: Config::default().max_connections,
         }
     }
 }
@@ -116,12 +124,13 @@ pub async fn spawn_app_with(backend: Backend, options: Options) -> Option<TestAp
         Backend::Postgres => TestDatabase::postgres().await?,
     };
     let admin = format!("hk_test_admin_{}", ulid::Ulid::new());
+    let database_url = match &db.target {
+        StoreTarget::Sqlite { path } => format!("sqlite://{}", path.display()),
+        StoreTarget::Postgres { url } => url.clone(),
+    };
     let config = Config {
         listen: "127.0.0.1:0".parse().unwrap(),
-        database_url: Some(SecretString::from(match &db.target {
-            StoreTarget::Sqlite { path } => format!("sqlite://{}", path.display()),
-            StoreTarget::Postgres { url } => url.clone(),
-        })),
+        database_url: Some(SecretString::from(database_url.clone())),
         allow_http: options.allow_http,
         max_body_bytes: options.max_body_bytes,
         admin_key: Some(SecretString::from(admin.clone())),
@@ -130,6 +139,9 @@ pub async fn spawn_app_with(backend: Backend, options: Options) -> Option<TestAp
         lane_queue: options.lane_queue,
         poll_interval_ms: options.poll_interval_ms,
         validation_event: options.validation_event,
+        header_read_timeout_ms: options.header_read_timeout_ms,
+        idle_timeout_ms: options.idle_timeout_ms,
+        max_connections: options.max_connections,
         shutdown_grace_seconds: 2,
         ..Config::default()
     };
@@ -140,6 +152,7 @@ pub async fn spawn_app_with(backend: Backend, options: Options) -> Option<TestAp
     tokio::spawn(app.run(shutdown.clone()));
     Some(TestApp {
         base,
+        database_url,
         admin,
         client: reqwest::Client::new(),
         store,
@@ -149,6 +162,15 @@ pub async fn spawn_app_with(backend: Backend, options: Options) -> Option<TestAp
 }
 
 impl TestApp {
+    /// Starts the app's graceful shutdown (as SIGTERM would).
+    pub fn stop(&self) {
+        self.shutdown.cancel();
+    }
+
+    pub fn database_url(&self) -> String {
+        self.database_url.clone()
+    }
+
     pub async fn call(
         &self,
         method: Method,

@@ -6,6 +6,7 @@ mod helpers;
 mod receiver;
 
 mod auth;
+mod connections;
 mod crash;
 mod delivery;
 mod delivery_failures;

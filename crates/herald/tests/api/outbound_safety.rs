@@ -149,3 +149,40 @@ async fn an_allowed_network_is_delivered_to_by_every_spelling_that_lands_in_it()
     }
     assert_eq!(receiver.received().len(), 5);
 }
+
+/// IPv6 spellings that carry 127.0.0.1 through a translator or tunnel rather than the kernel's
+/// IPv4-mapped form: each must be refused as loopback, not tried.
+#[tokio::test]
+async fn ipv6_addresses_that_embed_a_loopback_ipv4_address_are_refused_as_loopback() {
+    let app = spawn_app_with(Backend::Sqlite, Options::default())
+        .await
+        .unwrap();
+    let p = app.project("tunnels").await;
+    app.event_type(&p, "order.paid").await;
+    let spellings = [
+        ("translated", "http://[::ffff:0:127.0.0.1]:9/hook"),
+        ("compatible", "http://[::127.0.0.1]:9/hook"),
+        ("nat64", "http://[64:ff9b::127.0.0.1]:9/hook"),
+        ("six-to-four", "http://[2002:7f00:1::1]:9/hook"),
+        (
+            "teredo",
+            "http://[2001:0:4136:e378:8000:63bf:80ff:fffe]:9/hook",
+        ),
+    ];
+    // Literal addresses: refused when the webhook is saved, as the loopback they reach (the
+    // allowed 127.0.0.0/8 lets only the ordinary IPv4-mapped form through).
+    let before = app.snapshot().await;
+    for (spelling, url) in spellings {
+        let reply = app
+            .post(
+                "/v1/webhooks",
+                &app.admin,
+                json!({"project": p, "name": spelling, "url": url}),
+            )
+            .await;
+        let problem = reply.problem(422, Some("url"));
+        let detail = problem["detail"].as_str().unwrap();
+        assert!(detail.contains("loopback"), "{spelling}: {detail}");
+    }
+    assert_eq!(app.snapshot().await, before);
+}
