@@ -23,7 +23,7 @@ pub struct AccountSecretView {
 }
 
 /// Get the installation's account-level signing secret (admins only).
-#[utoipa::path(get, path = "/v1/account/secret", tag = "account", operation_id = "get_account_secret",
+#[utoipa::path(get, operation_id = "getAccountSecret", path = "/v1/account/secret", tag = "account",
     responses((status = 200, body = AccountSecretView), (status = 403, body = Problem)))]
 pub async fn secret(
     State(state): State<ApiState>,

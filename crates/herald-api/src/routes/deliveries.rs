@@ -11,6 +11,7 @@ use herald_core::attempt::{Attempt, AttemptError, AttemptTrigger, ReceivedRespon
 use herald_core::auth::Action;
 use herald_core::delivery::{Delivery, DeliveryStatus};
 use herald_core::id::{AttemptId, DeliveryId, ProjectId, WebhookId};
+use herald_core::openapi;
 use herald_core::page::PageRequest;
 use herald_core::time;
 use herald_core::webhook::redact_url_password;
@@ -71,8 +72,10 @@ impl From<Attempt> for AttemptView {
 pub struct ListDeliveries {
     /// Comma-separated statuses: pending, retrying, succeeded, failed, or `all`
     /// (default: the undelivered ones, `pending,retrying,failed`).
+    #[param(schema_with = openapi::delivery_statuses)]
     status: Option<String>,
     /// Items per page, 1 to 250 (default 50).
+    #[param(schema_with = openapi::page_limit)]
     limit: Option<i64>,
     /// The `next_cursor` of the previous page.
     cursor: Option<String>,
@@ -101,7 +104,7 @@ fn statuses(list: Option<&str>) -> Result<Vec<DeliveryStatus>, ApiError> {
 }
 
 /// A webhook's deliveries, newest first: by default the undelivered ones.
-#[utoipa::path(get, path = "/v1/webhooks/{id}/deliveries", tag = "deliveries",
+#[utoipa::path(get, operation_id = "listWebhookDeliveries", path = "/v1/webhooks/{id}/deliveries", tag = "deliveries",
     params(("id" = String, Path, description = "Webhook id"), ListDeliveries),
     responses((status = 200, body = ListResponse<DeliveryView>), (status = 400, body = Problem), (status = 404, body = Problem)))]
 pub async fn list_for_webhook(
@@ -121,7 +124,7 @@ pub async fn list_for_webhook(
 }
 
 /// A webhook's attempts, newest first, each with its request and response.
-#[utoipa::path(get, path = "/v1/webhooks/{id}/attempts", tag = "deliveries",
+#[utoipa::path(get, operation_id = "listWebhookAttempts", path = "/v1/webhooks/{id}/attempts", tag = "deliveries",
     params(("id" = String, Path, description = "Webhook id"), PageParams),
     responses((status = 200, body = ListResponse<AttemptView>), (status = 400, body = Problem), (status = 404, body = Problem)))]
 pub async fn attempts_for_webhook(
@@ -154,7 +157,7 @@ async fn load(state: &ApiState, caller: &Caller, id: &str) -> Result<Delivery, A
 }
 
 /// One delivery.
-#[utoipa::path(get, path = "/v1/deliveries/{id}", tag = "deliveries",
+#[utoipa::path(get, operation_id = "getDelivery", path = "/v1/deliveries/{id}", tag = "deliveries",
     params(("id" = String, Path, description = "Delivery id")),
     responses((status = 200, body = DeliveryView), (status = 404, body = Problem)))]
 pub async fn get(
@@ -166,7 +169,7 @@ pub async fn get(
 }
 
 /// A delivery's attempts, newest first.
-#[utoipa::path(get, path = "/v1/deliveries/{id}/attempts", tag = "deliveries",
+#[utoipa::path(get, operation_id = "listDeliveryAttempts", path = "/v1/deliveries/{id}/attempts", tag = "deliveries",
     params(("id" = String, Path, description = "Delivery id"), PageParams),
     responses((status = 200, body = ListResponse<AttemptView>), (status = 400, body = Problem), (status = 404, body = Problem)))]
 pub async fn attempts(
@@ -181,7 +184,7 @@ pub async fn attempts(
 }
 
 /// Replay one delivery: it is sent again at once, with the same delivery id.
-#[utoipa::path(post, path = "/v1/deliveries/{id}/replay", tag = "deliveries",
+#[utoipa::path(post, operation_id = "replayDelivery", path = "/v1/deliveries/{id}/replay", tag = "deliveries",
     params(("id" = String, Path, description = "Delivery id")),
     responses((status = 200, body = DeliveryView), (status = 403, body = Problem), (status = 404, body = Problem)))]
 pub async fn replay(
@@ -200,7 +203,7 @@ pub async fn replay(
 }
 
 /// One attempt, with the request sent and the response received.
-#[utoipa::path(get, path = "/v1/attempts/{id}", tag = "deliveries",
+#[utoipa::path(get, operation_id = "getAttempt", path = "/v1/attempts/{id}", tag = "deliveries",
     params(("id" = String, Path, description = "Attempt id")),
     responses((status = 200, body = AttemptView), (status = 404, body = Problem)))]
 pub async fn attempt(

@@ -6,6 +6,7 @@ use axum::http::StatusCode;
 use chrono::{DateTime, Utc};
 use herald_core::auth::Action;
 use herald_core::id::ProjectId;
+use herald_core::openapi;
 use herald_core::project::{Project, ProjectName, ProjectSettings};
 use herald_core::time;
 use herald_core::webhook::RetryPolicy;
@@ -13,7 +14,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::ApiState;
 use crate::auth::Caller;
-use crate::extract::{JsonBody, ListResponse, PageParams, QueryParams, non_null, present};
+use crate::extract::{
+    JsonBody, ListResponse, PageParams, QueryParams, non_null, object_or_null, present,
+};
 use crate::problem::{ApiError, Problem};
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]
@@ -47,9 +50,11 @@ impl From<Project> for ProjectView {
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateProject {
-    /// A URL-safe slug (lower-case letters, digits, `-`, `_`, `.`), usable in place of the id.
+    #[schema(schema_with = openapi::project_name)]
     name: String,
+    #[serde(default, deserialize_with = "object_or_null")]
     retry_policy: Option<RetryPolicy>,
+    #[schema(schema_with = openapi::retention_days)]
     retention_days: Option<u32>,
     require_validation: Option<bool>,
 }
@@ -60,13 +65,13 @@ pub struct CreateProject {
 #[serde(deny_unknown_fields)]
 pub struct UpdateProject {
     #[serde(default, deserialize_with = "non_null")]
-    #[schema(nullable = false)]
+    #[schema(schema_with = openapi::project_name)]
     name: Option<String>,
     #[serde(default, deserialize_with = "present")]
     #[schema(value_type = Option<RetryPolicy>)]
     retry_policy: Option<Option<RetryPolicy>>,
     #[serde(default, deserialize_with = "present")]
-    #[schema(value_type = Option<u32>)]
+    #[schema(schema_with = openapi::retention_days)]
     retention_days: Option<Option<u32>>,
     #[serde(default, deserialize_with = "non_null")]
     #[schema(nullable = false)]
@@ -85,7 +90,7 @@ fn retention(days: Option<u32>) -> Result<Option<u32>, ApiError> {
 }
 
 /// Create a project (admin).
-#[utoipa::path(post, path = "/v1/projects", tag = "projects", request_body = CreateProject,
+#[utoipa::path(post, operation_id = "createProject", path = "/v1/projects", tag = "projects", request_body = CreateProject,
     responses((status = 201, body = ProjectView), (status = 409, body = Problem), (status = 422, body = Problem)))]
 pub async fn create(
     State(state): State<ApiState>,
@@ -104,7 +109,7 @@ pub async fn create(
 }
 
 /// List projects, newest first. Scoped keys see only their own project.
-#[utoipa::path(get, path = "/v1/projects", tag = "projects", params(PageParams),
+#[utoipa::path(get, operation_id = "listProjects", path = "/v1/projects", tag = "projects", params(PageParams),
     responses((status = 200, body = ListResponse<ProjectView>), (status = 400, body = Problem)))]
 pub async fn list(
     State(state): State<ApiState>,
@@ -121,7 +126,7 @@ pub async fn list(
 }
 
 /// Get a project by id or name.
-#[utoipa::path(get, path = "/v1/projects/{project}", tag = "projects",
+#[utoipa::path(get, operation_id = "getProject", path = "/v1/projects/{project}", tag = "projects",
     params(("project" = String, Path, description = "Project id or name")),
     responses((status = 200, body = ProjectView), (status = 404, body = Problem)))]
 pub async fn get(
@@ -136,7 +141,7 @@ pub async fn get(
 }
 
 /// Rename a project or change its settings (admin).
-#[utoipa::path(patch, path = "/v1/projects/{project}", tag = "projects", request_body = UpdateProject,
+#[utoipa::path(patch, operation_id = "updateProject", path = "/v1/projects/{project}", tag = "projects", request_body = UpdateProject,
     params(("project" = String, Path, description = "Project id or name")),
     responses((status = 200, body = ProjectView), (status = 404, body = Problem), (status = 409, body = Problem), (status = 422, body = Problem)))]
 pub async fn update(
@@ -168,7 +173,7 @@ pub async fn update(
 
 /// Delete a project and everything in it: event types, webhooks, events, deliveries, and the
 /// keys scoped to it (admin).
-#[utoipa::path(delete, path = "/v1/projects/{project}", tag = "projects",
+#[utoipa::path(delete, operation_id = "deleteProject", path = "/v1/projects/{project}", tag = "projects",
     params(("project" = String, Path, description = "Project id or name")),
     responses((status = 204), (status = 404, body = Problem)))]
 pub async fn delete(

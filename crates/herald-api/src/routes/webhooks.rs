@@ -16,11 +16,12 @@ use herald_core::auth::Action;
 use herald_core::event_type::EventTypeName;
 use herald_core::filter::EventFilter;
 use herald_core::id::{AttemptId, ProjectId, WebhookId};
+use herald_core::openapi;
 use herald_core::project::Project;
 use herald_core::secret::SigningSecret;
 use herald_core::shape::{Format, Preset, Shape, SigningScheme};
 use herald_core::time;
-use herald_core::validation::optional_text;
+use herald_core::validation::{DESCRIPTION_MAX_LEN, optional_text};
 use herald_core::webhook::{
     CustomData, CustomHeaders, HttpMethod, RetryPolicy, RotationGrace, TargetUrl, Timeout, Webhook,
     WebhookStatus, webhook_name,
@@ -32,7 +33,8 @@ use serde_json::Value;
 use crate::ApiState;
 use crate::auth::Caller;
 use crate::extract::{
-    JsonBody, ListResponse, OptionalJsonBody, QueryParams, non_null, page_request, present,
+    JsonBody, ListResponse, OptionalJsonBody, QueryParams, non_null, object_or_null, page_request,
+    present,
 };
 use crate::problem::{ApiError, Problem};
 
@@ -111,13 +113,17 @@ impl WebhookView {
 pub struct CreateWebhook {
     /// Project id or name. Optional for project-scoped keys (their project).
     project: Option<String>,
+    #[schema(schema_with = openapi::name)]
     name: String,
+    #[schema(schema_with = openapi::description)]
     description: Option<String>,
     /// Where deliveries go: https (http only when the server allows it).
+    #[schema(schema_with = openapi::target_url)]
     url: String,
     /// `POST` (JSON body, the default) or `GET` (payload as query parameters).
     method: Option<HttpMethod>,
     /// Event types to receive: exact names and `prefix.*` wildcards. Omit for all.
+    #[schema(schema_with = openapi::event_patterns)]
     events: Option<Vec<String>>,
     /// Extra headers sent with every delivery.
     headers: Option<BTreeMap<String, String>>,
@@ -130,9 +136,12 @@ pub struct CreateWebhook {
     format: Option<String>,
     /// The JSON template for `format: custom`; `{{placeholders}}` are filled per delivery.
     template: Option<Value>,
+    #[serde(default, deserialize_with = "object_or_null")]
     signing: Option<SigningScheme>,
     /// 1 to 600 seconds (default 30).
+    #[schema(schema_with = openapi::timeout_seconds)]
     timeout_seconds: Option<u64>,
+    #[serde(default, deserialize_with = "object_or_null")]
     retry_policy: Option<RetryPolicy>,
     /// Start disabled with `false` (default true).
     enabled: Option<bool>,
@@ -145,13 +154,13 @@ pub struct CreateWebhook {
 #[serde(deny_unknown_fields)]
 pub struct UpdateWebhook {
     #[serde(default, deserialize_with = "non_null")]
-    #[schema(nullable = false)]
+    #[schema(schema_with = openapi::name)]
     name: Option<String>,
     #[serde(default, deserialize_with = "present")]
-    #[schema(value_type = Option<String>)]
+    #[schema(schema_with = openapi::description)]
     description: Option<Option<String>>,
     #[serde(default, deserialize_with = "non_null")]
-    #[schema(nullable = false)]
+    #[schema(schema_with = openapi::target_url)]
     url: Option<String>,
     #[serde(default, deserialize_with = "non_null")]
     #[schema(nullable = false)]
@@ -159,7 +168,7 @@ pub struct UpdateWebhook {
     /// Exact names added here must be event types of the project that are not archived; names
     /// the webhook already has are kept even if their type has been archived since.
     #[serde(default, deserialize_with = "present")]
-    #[schema(value_type = Option<Vec<String>>)]
+    #[schema(schema_with = openapi::event_patterns)]
     events: Option<Option<Vec<String>>>,
     #[serde(default, deserialize_with = "non_null")]
     #[schema(nullable = false)]
@@ -180,7 +189,7 @@ pub struct UpdateWebhook {
     #[schema(nullable = false)]
     signing: Option<SigningScheme>,
     #[serde(default, deserialize_with = "non_null")]
-    #[schema(nullable = false)]
+    #[schema(schema_with = openapi::timeout_seconds_not_null)]
     timeout_seconds: Option<u64>,
     #[serde(default, deserialize_with = "present")]
     #[schema(value_type = Option<RetryPolicy>)]
@@ -334,7 +343,11 @@ impl Draft {
         let shape = Shape::resolve(self.preset, self.format, signing);
         let settings = Settings {
             name: webhook_name(&self.name)?,
-            description: optional_text("description", self.description.as_deref(), 1000)?,
+            description: optional_text(
+                "description",
+                self.description.as_deref(),
+                DESCRIPTION_MAX_LEN,
+            )?,
             url: TargetUrl::parse(&self.url, state.settings.allow_http)?,
             method: self.method,
             headers: CustomHeaders::parse(self.headers, &shape)?,
@@ -423,7 +436,7 @@ async fn target_project(
 }
 
 /// Create a webhook. The answer includes its signing secret for roles that may see it.
-#[utoipa::path(post, path = "/v1/webhooks", tag = "webhooks", request_body = CreateWebhook,
+#[utoipa::path(post, operation_id = "createWebhook", path = "/v1/webhooks", tag = "webhooks", request_body = CreateWebhook,
     responses((status = 201, body = WebhookView), (status = 404, body = Problem), (status = 409, body = Problem), (status = 422, body = Problem)))]
 pub async fn create(
     State(state): State<ApiState>,
@@ -489,15 +502,17 @@ pub struct ListWebhooks {
     /// Only webhooks in this status.
     status: Option<WebhookStatus>,
     /// Only webhooks that would receive this event type.
+    #[param(schema_with = openapi::optional_event_type_name)]
     event_type: Option<String>,
     /// Items per page, 1 to 250 (default 50).
+    #[param(schema_with = openapi::page_limit)]
     limit: Option<i64>,
     /// The `next_cursor` of the previous page.
     cursor: Option<String>,
 }
 
 /// List webhooks, newest first. Scoped keys see only their project's.
-#[utoipa::path(get, path = "/v1/webhooks", tag = "webhooks", params(ListWebhooks),
+#[utoipa::path(get, operation_id = "listWebhooks", path = "/v1/webhooks", tag = "webhooks", params(ListWebhooks),
     responses((status = 200, body = ListResponse<WebhookView>), (status = 400, body = Problem), (status = 404, body = Problem)))]
 pub async fn list(
     State(state): State<ApiState>,
@@ -536,7 +551,7 @@ pub async fn list(
 }
 
 /// Get a webhook; its secret is included for roles that may see it.
-#[utoipa::path(get, path = "/v1/webhooks/{id}", tag = "webhooks",
+#[utoipa::path(get, operation_id = "getWebhook", path = "/v1/webhooks/{id}", tag = "webhooks",
     params(("id" = String, Path, description = "Webhook id")),
     responses((status = 200, body = WebhookView), (status = 404, body = Problem)))]
 pub async fn get(
@@ -549,7 +564,7 @@ pub async fn get(
 }
 
 /// Change some of a webhook's settings.
-#[utoipa::path(patch, path = "/v1/webhooks/{id}", tag = "webhooks", request_body = UpdateWebhook,
+#[utoipa::path(patch, operation_id = "updateWebhook", path = "/v1/webhooks/{id}", tag = "webhooks", request_body = UpdateWebhook,
     params(("id" = String, Path, description = "Webhook id")),
     responses((status = 200, body = WebhookView), (status = 404, body = Problem), (status = 409, body = Problem), (status = 422, body = Problem)))]
 pub async fn update(
@@ -584,7 +599,7 @@ pub async fn update(
 }
 
 /// Delete a webhook and its deliveries.
-#[utoipa::path(delete, path = "/v1/webhooks/{id}", tag = "webhooks",
+#[utoipa::path(delete, operation_id = "deleteWebhook", path = "/v1/webhooks/{id}", tag = "webhooks",
     params(("id" = String, Path, description = "Webhook id")),
     responses((status = 204), (status = 404, body = Problem)))]
 pub async fn delete(
@@ -621,9 +636,9 @@ async fn set_status(
 }
 
 /// Enable a webhook (from disabled or out of order).
-#[utoipa::path(post, path = "/v1/webhooks/{id}/enable", tag = "webhooks",
+#[utoipa::path(post, operation_id = "enableWebhook", path = "/v1/webhooks/{id}/enable", tag = "webhooks",
     params(("id" = String, Path, description = "Webhook id")),
-    responses((status = 200, body = WebhookView), (status = 404, body = Problem)))]
+    responses((status = 200, body = WebhookView), (status = 404, body = Problem), (status = 409, body = Problem)))]
 pub async fn enable(
     State(state): State<ApiState>,
     caller: Caller,
@@ -633,9 +648,9 @@ pub async fn enable(
 }
 
 /// Disable a webhook: no new deliveries are made to it until it is enabled.
-#[utoipa::path(post, path = "/v1/webhooks/{id}/disable", tag = "webhooks",
+#[utoipa::path(post, operation_id = "disableWebhook", path = "/v1/webhooks/{id}/disable", tag = "webhooks",
     params(("id" = String, Path, description = "Webhook id")),
-    responses((status = 200, body = WebhookView), (status = 404, body = Problem)))]
+    responses((status = 200, body = WebhookView), (status = 404, body = Problem), (status = 409, body = Problem)))]
 pub async fn disable(
     State(state): State<ApiState>,
     caller: Caller,
@@ -664,7 +679,7 @@ impl SecretView {
 }
 
 /// Get a webhook's signing secret (admins and project admins).
-#[utoipa::path(get, path = "/v1/webhooks/{id}/secret", tag = "webhooks",
+#[utoipa::path(get, operation_id = "getWebhookSecret", path = "/v1/webhooks/{id}/secret", tag = "webhooks",
     params(("id" = String, Path, description = "Webhook id")),
     responses((status = 200, body = SecretView), (status = 403, body = Problem), (status = 404, body = Problem)))]
 pub async fn secret(
@@ -682,16 +697,17 @@ pub async fn secret(
 pub struct RotateSecret {
     /// How long the replaced secret stays in use, in seconds: 0 (switch at once) to 2592000
     /// (30 days). Default: the server's `rotation_grace_seconds` (86400 unless configured).
+    #[schema(schema_with = openapi::grace_seconds)]
     grace_seconds: Option<u64>,
 }
 
 /// Replace a webhook's signing secret with a new one, returned here. The old secret stays in
 /// use for a grace period: Standard Webhooks deliveries are signed with both secrets, the other
 /// schemes keep signing with the old one until the grace period ends, then switch.
-#[utoipa::path(post, path = "/v1/webhooks/{id}/secret/rotate", tag = "webhooks",
+#[utoipa::path(post, operation_id = "rotateWebhookSecret", path = "/v1/webhooks/{id}/secret/rotate", tag = "webhooks",
     request_body(content = Option<RotateSecret>, description = "Optional; `{}` or no body uses the server's grace period."),
     params(("id" = String, Path, description = "Webhook id")),
-    responses((status = 200, body = SecretView), (status = 403, body = Problem), (status = 404, body = Problem), (status = 422, body = Problem)))]
+    responses((status = 200, body = SecretView), (status = 403, body = Problem), (status = 404, body = Problem), (status = 409, body = Problem), (status = 422, body = Problem)))]
 pub async fn rotate_secret(
     State(state): State<ApiState>,
     caller: Caller,
@@ -752,7 +768,7 @@ fn stamped(s: Option<(DateTime<Utc>, AttemptId)>) -> Option<StampedAttempt> {
 }
 
 /// The webhook's statistics: events, triggers, successes, failures, and the last of each.
-#[utoipa::path(get, path = "/v1/webhooks/{id}/stats", tag = "webhooks",
+#[utoipa::path(get, operation_id = "getWebhookStats", path = "/v1/webhooks/{id}/stats", tag = "webhooks",
     params(("id" = String, Path, description = "Webhook id")),
     responses((status = 200, body = StatsView), (status = 404, body = Problem)))]
 pub async fn stats(
@@ -781,6 +797,7 @@ pub async fn stats(
 pub struct TriggerInput {
     /// The event type to send as (default `webhook.test`); need not exist.
     #[serde(rename = "type")]
+    #[schema(schema_with = openapi::optional_event_type_name)]
     event_type: Option<String>,
     /// The data to send (default `{}`).
     data: Option<Value>,
@@ -788,7 +805,8 @@ pub struct TriggerInput {
 
 /// Trigger now: send a test event (or the given payload) to this webhook at once, whatever its
 /// filter, and answer with the attempt. Success reactivates an out-of-order webhook.
-#[utoipa::path(post, path = "/v1/webhooks/{id}/trigger", tag = "webhooks", request_body = TriggerInput,
+#[utoipa::path(post, operation_id = "triggerWebhook", path = "/v1/webhooks/{id}/trigger", tag = "webhooks",
+    request_body(content = Option<TriggerInput>, description = "Optional; no body sends an empty `webhook.test` event."),
     params(("id" = String, Path, description = "Webhook id")),
     responses((status = 200, body = crate::routes::deliveries::AttemptView), (status = 404, body = Problem), (status = 422, body = Problem)))]
 pub async fn trigger(
@@ -816,7 +834,7 @@ pub async fn trigger(
 }
 
 /// Validate: send the validation event; a 2xx moves a `pending` webhook to `active`.
-#[utoipa::path(post, path = "/v1/webhooks/{id}/validate", tag = "webhooks",
+#[utoipa::path(post, operation_id = "validateWebhook", path = "/v1/webhooks/{id}/validate", tag = "webhooks",
     params(("id" = String, Path, description = "Webhook id")),
     responses((status = 200, body = crate::routes::deliveries::AttemptView), (status = 404, body = Problem)))]
 pub async fn validate(
@@ -847,7 +865,7 @@ pub struct ReplayCount {
 }
 
 /// Replay every failed delivery of the webhook since a time; they are sent again at once.
-#[utoipa::path(post, path = "/v1/webhooks/{id}/replay", tag = "webhooks", request_body = ReplayInput,
+#[utoipa::path(post, operation_id = "replayWebhookDeliveries", path = "/v1/webhooks/{id}/replay", tag = "webhooks", request_body = ReplayInput,
     params(("id" = String, Path, description = "Webhook id")),
     responses((status = 200, body = ReplayCount), (status = 404, body = Problem), (status = 422, body = Problem)))]
 pub async fn replay(
