@@ -13,6 +13,7 @@ mod delivery_isolation;
 mod delivery_ops;
 mod event_types;
 mod events;
+mod fuzz;
 mod openapi;
 mod outbound_safety;
 mod projects;
