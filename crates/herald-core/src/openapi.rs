@@ -143,6 +143,19 @@ pub fn event_patterns() -> Array {
         .build()
 }
 
+/// An event type's JSON Schema ([`crate::event_type::EventSchema::parse`]): an object or a
+/// boolean (`true` accepts any data, `false` none); `null` for none.
+pub fn json_schema() -> Object {
+    ObjectBuilder::new()
+        .schema_type(SchemaType::from_iter([
+            Type::Object,
+            Type::Boolean,
+            Type::Null,
+        ]))
+        .description(Some("A JSON Schema every event's `data` must satisfy."))
+        .build()
+}
+
 /// A publisher's event id ([`EventId::parse`]), or `null` for one made by Herald.
 pub fn optional_event_id() -> Object {
     string(true)

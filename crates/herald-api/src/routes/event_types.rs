@@ -54,6 +54,7 @@ pub struct CreateEventType {
     name: String,
     #[schema(schema_with = openapi::description)]
     description: Option<String>,
+    #[schema(schema_with = openapi::json_schema)]
     schema: Option<Value>,
 }
 
@@ -66,7 +67,7 @@ pub struct UpdateEventType {
     #[schema(schema_with = openapi::description)]
     description: Option<Option<String>>,
     #[serde(default, deserialize_with = "present")]
-    #[schema(value_type = Option<Object>)]
+    #[schema(schema_with = openapi::json_schema)]
     schema: Option<Option<Value>>,
     #[serde(default, deserialize_with = "non_null")]
     #[schema(nullable = false)]

@@ -128,6 +128,7 @@ pub struct CreateWebhook {
     /// Extra headers sent with every delivery.
     headers: Option<BTreeMap<String, String>>,
     /// A JSON object merged into every payload.
+    #[schema(value_type = Option<Object>)]
     custom_data: Option<Value>,
     /// `standard` (default), `cloudshare`, `event-data`, `connect` or `github`: sets format and
     /// signing together; `format` and `signing` given alongside override it.
