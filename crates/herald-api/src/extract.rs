@@ -178,6 +178,18 @@ fn strip_position(message: &str) -> &str {
 /// is added.
 fn invalid_at(path: &str, message: &str) -> herald_core::InvalidField {
     let parent = if path == "." { "" } else { path };
+    // An error from inside a field read by `object_or_null`, which says where.
+    if let Some((inner, message)) = message
+        .strip_prefix(NESTED)
+        .and_then(|rest| rest.split_once("`: "))
+    {
+        let path = match (parent, inner) {
+            (parent, ".") => parent.to_owned(),
+            ("", inner) => inner.to_owned(),
+            (parent, inner) => format!("{parent}.{inner}"),
+        };
+        return invalid_at(&path, message);
+    }
     if let Some(rest) = message.strip_prefix("unknown field `") {
         let (name, expected) = rest.split_once('`').unwrap_or((rest, ""));
         let field = if parent.is_empty() {
@@ -225,10 +237,38 @@ where
 {
     match Option::<serde_json::Value>::deserialize(d)? {
         None => Ok(None),
-        Some(value @ serde_json::Value::Object(_)) => T::deserialize(value)
+        Some(value @ serde_json::Value::Object(_)) => serde_path_to_error::deserialize(value)
             .map(Some)
-            .map_err(serde::de::Error::custom),
+            .map_err(|e| {
+                // The path inside the object, for `invalid_at` to join to the field's.
+                let inner = e.path().to_string();
+                serde::de::Error::custom(format!("{NESTED}{inner}`: {}", e.into_inner()))
+            }),
         Some(_) => Err(serde::de::Error::custom("must be a JSON object")),
+    }
+}
+
+/// How [`object_or_null`] prefixes an error from inside the object with where it is.
+const NESTED: &str = "inside `";
+
+/// [`present`] for fields holding a struct: only an object, or `null`.
+pub fn present_object<'de, T, D>(d: D) -> Result<Option<Option<T>>, D::Error>
+where
+    T: DeserializeOwned,
+    D: Deserializer<'de>,
+{
+    object_or_null(d).map(Some)
+}
+
+/// [`non_null`] for fields holding a struct: only an object.
+pub fn non_null_object<'de, T, D>(d: D) -> Result<Option<T>, D::Error>
+where
+    T: DeserializeOwned,
+    D: Deserializer<'de>,
+{
+    match object_or_null(d)? {
+        Some(value) => Ok(Some(value)),
+        None => Err(serde::de::Error::custom(NOT_NULL)),
     }
 }
 

@@ -16,6 +16,7 @@ use crate::ApiState;
 use crate::auth::Caller;
 use crate::extract::{
     JsonBody, ListResponse, PageParams, QueryParams, non_null, object_or_null, present,
+    present_object,
 };
 use crate::problem::{ApiError, Problem};
 
@@ -67,7 +68,7 @@ pub struct UpdateProject {
     #[serde(default, deserialize_with = "non_null")]
     #[schema(schema_with = openapi::project_name)]
     name: Option<String>,
-    #[serde(default, deserialize_with = "present")]
+    #[serde(default, deserialize_with = "present_object")]
     #[schema(value_type = Option<RetryPolicy>)]
     retry_policy: Option<Option<RetryPolicy>>,
     #[serde(default, deserialize_with = "present")]

@@ -33,8 +33,8 @@ use serde_json::Value;
 use crate::ApiState;
 use crate::auth::Caller;
 use crate::extract::{
-    JsonBody, ListResponse, OptionalJsonBody, QueryParams, non_null, object_or_null, page_request,
-    present,
+    JsonBody, ListResponse, OptionalJsonBody, QueryParams, non_null, non_null_object,
+    object_or_null, page_request, present, present_object,
 };
 use crate::problem::{ApiError, Problem};
 
@@ -186,13 +186,13 @@ pub struct UpdateWebhook {
     #[serde(default, deserialize_with = "non_null")]
     #[schema(nullable = false)]
     template: Option<Value>,
-    #[serde(default, deserialize_with = "non_null")]
+    #[serde(default, deserialize_with = "non_null_object")]
     #[schema(nullable = false)]
     signing: Option<SigningScheme>,
     #[serde(default, deserialize_with = "non_null")]
     #[schema(schema_with = openapi::timeout_seconds_not_null)]
     timeout_seconds: Option<u64>,
-    #[serde(default, deserialize_with = "present")]
+    #[serde(default, deserialize_with = "present_object")]
     #[schema(value_type = Option<RetryPolicy>)]
     retry_policy: Option<Option<RetryPolicy>>,
 }

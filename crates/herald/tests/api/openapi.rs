@@ -243,6 +243,25 @@ async fn inputs_the_document_allows_or_refuses_are_answered_so() {
     )
     .await
     .problem(422, Some("actor"));
+    // Fields inside such an object are still named by their path.
+    app.post(
+        "/v1/projects/floats/events",
+        &app.admin,
+        serde_json::json!({"type": "order.created", "data": {}, "actor": {"id": 7}}),
+    )
+    .await
+    .problem(422, Some("actor.id"));
+    for (patch, field) in [
+        (serde_json::json!({"retry_policy": [[5]]}), "retry_policy"),
+        (
+            serde_json::json!({"retry_policy": {"schedule_seconds": [5], "x": 1}}),
+            "retry_policy.x",
+        ),
+    ] {
+        app.patch("/v1/projects/floats", &app.admin, patch)
+            .await
+            .problem(422, Some(field));
+    }
     assert_eq!(
         app.snapshot().await,
         before_publish,
