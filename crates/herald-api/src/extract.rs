@@ -6,6 +6,7 @@ use axum::body::Bytes;
 use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
 use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
 use herald_core::page::{Page, PageRequest};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Deserializer, Serialize};
@@ -30,7 +31,7 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
 }
 
 /// A JSON request body that may be left out: an empty body is `None`, whatever its content
-/// type; anything else is checked exactly as [`JsonBody`] checks it.
+/// type, and so is `null`; anything else is checked exactly as [`JsonBody`] checks it.
 #[derive(Debug)]
 pub struct OptionalJsonBody<T>(pub Option<T>);
 
@@ -46,7 +47,8 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for OptionalJsonBody<T>
         if !json {
             return Err(ApiError::UnsupportedMediaType);
         }
-        parse_json(&bytes).map(|v| Self(Some(v)))
+        // A JSON `null` leaves the body out too.
+        parse_json::<Option<T>>(&bytes).map(Self)
     }
 }
 
@@ -78,12 +80,76 @@ async fn body_bytes<S: Send + Sync>(req: Request, state: &S) -> Result<Bytes, Ap
     })
 }
 
+/// Middleware: answers 400 in problem+json for a path that does not percent-decode to UTF-8.
+/// axum's `Path` extractor refuses such a path with a plain-text 400; checked here first, the
+/// answer is a problem like every other. (A path whose whole text decodes has every segment
+/// decode too: segments are split at `/`, which no UTF-8 sequence contains.)
+pub async fn decodable_path(request: Request, next: axum::middleware::Next) -> Response {
+    let path = request.uri().path();
+    if percent_encoding::percent_decode_str(path)
+        .decode_utf8()
+        .is_err()
+    {
+        return ApiError::UndecodablePath.into_response();
+    }
+    next.run(request).await
+}
+
 /// The configured body limit, put in request extensions so errors can quote it.
 #[derive(Clone, Copy, Debug)]
 pub struct BodyLimit(pub usize);
 
 /// Parses JSON, naming the field at fault.
+///
+/// A number with a zero fraction (`30.0`) is an integer to JSON Schema, and so to the OpenAPI
+/// document and the clients made from it, but serde refuses it where it expects one. When the
+/// parse fails on such a number, the body is parsed again with every integral float read as an
+/// integer (only then: the common path parses once).
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    match parse_json_once(bytes) {
+        Err(ApiError::Invalid(e)) if e.message.starts_with("invalid type: floating point") => {
+            let Ok(mut value) = serde_json::from_slice::<serde_json::Value>(bytes) else {
+                return Err(e.into());
+            };
+            integral_floats_as_integers(&mut value);
+            let refused = e;
+            serde_path_to_error::deserialize(value).map_err(|e| {
+                let path = e.path().to_string();
+                let message = e.into_inner().to_string();
+                if message.starts_with("invalid type: floating point") {
+                    return refused.clone().into();
+                }
+                invalid_at(&path, &message).into()
+            })
+        }
+        other => other,
+    }
+}
+
+/// Rewrites `1.0` as `1`, through arrays and objects.
+fn integral_floats_as_integers(value: &mut serde_json::Value) {
+    use serde_json::Value;
+    match value {
+        Value::Number(n) if n.is_f64() => {
+            let f = n.as_f64().unwrap_or(f64::NAN);
+            // Within ±2^53 every integer is exact as an f64.
+            if f.fract() == 0.0 && f.abs() <= 9_007_199_254_740_992.0 {
+                *value = Value::from(f as i64);
+            }
+        }
+        Value::Array(items) => items.iter_mut().for_each(integral_floats_as_integers),
+        Value::Object(map) => map.values_mut().for_each(integral_floats_as_integers),
+        _ => {}
+    }
+}
+
+/// The top-level body must be an object: serde would also read a struct from a JSON array of
+/// its fields' values, which no document describes.
+fn parse_json_once<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    let first = bytes.iter().find(|b| !b.is_ascii_whitespace());
+    if first == Some(&b'[') {
+        return Err(herald_core::InvalidField::new("body", "must be a JSON object").into());
+    }
     let mut de = serde_json::Deserializer::from_slice(bytes);
     let value = serde_path_to_error::deserialize(&mut de).map_err(|e| {
         let path = e.path().to_string();
@@ -112,6 +178,18 @@ fn strip_position(message: &str) -> &str {
 /// is added.
 fn invalid_at(path: &str, message: &str) -> herald_core::InvalidField {
     let parent = if path == "." { "" } else { path };
+    // An error from inside a field read by `object_or_null`, which says where.
+    if let Some((inner, message)) = message
+        .strip_prefix(NESTED)
+        .and_then(|rest| rest.split_once("`: "))
+    {
+        let path = match (parent, inner) {
+            (parent, ".") => parent.to_owned(),
+            ("", inner) => inner.to_owned(),
+            (parent, inner) => format!("{parent}.{inner}"),
+        };
+        return invalid_at(&path, message);
+    }
     if let Some(rest) = message.strip_prefix("unknown field `") {
         let (name, expected) = rest.split_once('`').unwrap_or((rest, ""));
         let field = if parent.is_empty() {
@@ -147,6 +225,51 @@ fn invalid_at(path: &str, message: &str) -> herald_core::InvalidField {
     }
     let field = if parent.is_empty() { "body" } else { parent };
     herald_core::InvalidField::new(field, message)
+}
+
+/// For optional fields holding a struct: serde reads a struct from a JSON array of its values
+/// too, which no document describes; this takes only an object (or `null`, for none). Use with
+/// `#[serde(default, deserialize_with = "object_or_null")]`.
+pub fn object_or_null<'de, T, D>(d: D) -> Result<Option<T>, D::Error>
+where
+    T: DeserializeOwned,
+    D: Deserializer<'de>,
+{
+    match Option::<serde_json::Value>::deserialize(d)? {
+        None => Ok(None),
+        Some(value @ serde_json::Value::Object(_)) => serde_path_to_error::deserialize(value)
+            .map(Some)
+            .map_err(|e| {
+                // The path inside the object, for `invalid_at` to join to the field's.
+                let inner = e.path().to_string();
+                serde::de::Error::custom(format!("{NESTED}{inner}`: {}", e.into_inner()))
+            }),
+        Some(_) => Err(serde::de::Error::custom("must be a JSON object")),
+    }
+}
+
+/// How [`object_or_null`] prefixes an error from inside the object with where it is.
+const NESTED: &str = "inside `";
+
+/// [`present`] for fields holding a struct: only an object, or `null`.
+pub fn present_object<'de, T, D>(d: D) -> Result<Option<Option<T>>, D::Error>
+where
+    T: DeserializeOwned,
+    D: Deserializer<'de>,
+{
+    object_or_null(d).map(Some)
+}
+
+/// [`non_null`] for fields holding a struct: only an object.
+pub fn non_null_object<'de, T, D>(d: D) -> Result<Option<T>, D::Error>
+where
+    T: DeserializeOwned,
+    D: Deserializer<'de>,
+{
+    match object_or_null(d)? {
+        Some(value) => Ok(Some(value)),
+        None => Err(serde::de::Error::custom(NOT_NULL)),
+    }
 }
 
 /// For PATCH fields that can be cleared: tells a field sent as `null` (`Some(None)`) from one
@@ -210,6 +333,7 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for QueryParams<T>
 #[into_params(parameter_in = Query)]
 pub struct PageParams {
     /// Items per page, 1 to 250 (default 50).
+    #[param(schema_with = herald_core::openapi::page_limit)]
     pub limit: Option<i64>,
     /// The `next_cursor` of the previous page.
     pub cursor: Option<String>,

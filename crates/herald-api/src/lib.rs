@@ -26,6 +26,7 @@ use utoipa_axum::routes;
 
 pub mod auth;
 pub mod cache;
+mod document;
 pub mod extract;
 pub mod problem;
 mod routes;
@@ -125,9 +126,11 @@ fn api_routes() -> OpenApiRouter<ApiState> {
         .routes(routes!(events::deliveries))
 }
 
-/// The OpenAPI 3.1 document for every route.
+/// The OpenAPI 3.1 document for every route, with the error answers each can give.
 pub fn openapi() -> utoipa::openapi::OpenApi {
-    api_routes().split_for_parts().1
+    let mut doc = api_routes().split_for_parts().1;
+    document::complete(&mut doc);
+    doc
 }
 
 /// The whole API as an axum router.
@@ -137,6 +140,7 @@ pub fn router(state: ApiState) -> Router {
     router
         .fallback(problem::no_route)
         .method_not_allowed_fallback(problem::method_not_allowed)
+        .layer(axum::middleware::from_fn(extract::decodable_path))
         .layer(DefaultBodyLimit::max(limit))
         .layer(axum::Extension(extract::BodyLimit(limit)))
         .layer(tower_http::trace::TraceLayer::new_for_http())

@@ -22,6 +22,9 @@ pub enum ApiError {
     /// A query string parameter is malformed (400).
     #[error("bad query parameter {field}: {message}")]
     BadQuery { field: String, message: String },
+    /// The path does not percent-decode to UTF-8 (400).
+    #[error("the path does not percent-decode to UTF-8 text")]
+    UndecodablePath,
     #[error("the request body must be JSON (Content-Type: application/json)")]
     UnsupportedMediaType,
     #[error("the request body is larger than the {limit}-byte limit")]
@@ -126,6 +129,12 @@ impl ApiError {
                 "invalid-query",
                 "Invalid query parameter",
                 Some(field.clone()),
+            ),
+            Self::UndecodablePath => (
+                S::BAD_REQUEST,
+                "invalid-path",
+                "Invalid path",
+                Some("path".to_owned()),
             ),
             Self::UnsupportedMediaType => (
                 S::UNSUPPORTED_MEDIA_TYPE,

@@ -60,19 +60,29 @@ impl From<EventId> for String {
 #[serde(deny_unknown_fields)]
 pub struct Actor {
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(schema_with = crate::openapi::actor_id)]
     pub id: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(schema_with = crate::openapi::actor_email)]
     pub email: Option<String>,
 }
 
 impl Actor {
+    pub const MAX_ID_LEN: usize = 255;
+    /// In characters.
+    pub const MAX_EMAIL_LEN: usize = 320;
+
     pub fn validate(self) -> Result<Self, InvalidField> {
         if let Some(id) = &self.id {
-            crate::validation::text("actor.id", id, 255)?;
+            crate::validation::text("actor.id", id, Self::MAX_ID_LEN)?;
         }
         if let Some(email) = &self.email {
             let (local, domain) = email.split_once('@').unwrap_or(("", ""));
-            if email.len() > 320 || local.is_empty() || domain.is_empty() || email.contains(' ') {
+            if email.chars().count() > Self::MAX_EMAIL_LEN
+                || local.is_empty()
+                || domain.is_empty()
+                || email.contains(' ')
+            {
                 return Err(InvalidField::new("actor.email", "must be an email address"));
             }
         }

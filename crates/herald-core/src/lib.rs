@@ -27,6 +27,7 @@ pub mod event;
 pub mod event_type;
 pub mod filter;
 pub mod id;
+pub mod openapi;
 pub mod page;
 pub mod payload;
 pub mod project;

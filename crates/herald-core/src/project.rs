@@ -18,9 +18,13 @@ use crate::webhook::RetryPolicy;
 pub struct ProjectName(String);
 
 impl ProjectName {
+    pub const MAX_LEN: usize = 64;
+    /// Names may not start with this: it marks project ids.
+    pub const RESERVED_PREFIX: &str = concat!("prj", "_");
+
     pub fn parse(value: &str) -> Result<Self, InvalidField> {
         let bad = |why: &str| InvalidField::new("name", why);
-        if value.is_empty() || value.len() > 64 {
+        if value.is_empty() || value.len() > Self::MAX_LEN {
             return Err(bad("must be 1 to 64 characters"));
         }
         if !value
@@ -34,7 +38,7 @@ impl ProjectName {
         if !value.starts_with(|c: char| c.is_ascii_alphanumeric()) {
             return Err(bad("must start with a letter or a digit"));
         }
-        if value.starts_with(concat!("prj", "_")) {
+        if value.starts_with(Self::RESERVED_PREFIX) {
             return Err(bad("must not start with 'prj_', which marks project ids"));
         }
         Ok(Self(value.to_owned()))

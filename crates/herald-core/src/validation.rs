@@ -43,6 +43,11 @@ impl fmt::Display for InvalidField {
     }
 }
 
+/// The most characters of a free-text name (webhooks, API keys).
+pub const NAME_MAX_LEN: usize = 100;
+/// The most characters of a description.
+pub const DESCRIPTION_MAX_LEN: usize = 1000;
+
 /// Checks a free-text field: trimmed length within `1..=max` characters and no control characters.
 pub fn text(field: &str, value: &str, max: usize) -> Result<String, InvalidField> {
     let trimmed = value.trim();

@@ -111,7 +111,7 @@ impl TargetUrl {
 
     pub fn parse(value: &str, allow_http: bool) -> Result<Self, InvalidField> {
         let bad = |why: String| InvalidField::new("url", why);
-        if value.len() > Self::MAX_LEN {
+        if value.chars().count() > Self::MAX_LEN {
             return Err(bad(format!("must be at most {} characters", Self::MAX_LEN)));
         }
         let url = url::Url::parse(value).map_err(|e| bad(format!("is not a valid URL: {e}")))?;
@@ -301,12 +301,15 @@ impl Default for Timeout {
 #[serde(deny_unknown_fields)]
 pub struct RetryPolicy {
     /// Delay before each retry, in seconds; the delivery fails after the last one.
+    #[schema(schema_with = crate::openapi::retry_schedule)]
     pub schedule_seconds: Vec<u32>,
     /// Consecutive failed deliveries after which the webhook goes `out_of_order`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(schema_with = crate::openapi::out_of_order_after)]
     pub out_of_order_after_failures: Option<u32>,
     /// Hours of continuous failure after which the webhook goes `out_of_order`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(schema_with = crate::openapi::out_of_order_after)]
     pub out_of_order_after_hours: Option<u32>,
 }
 
@@ -347,7 +350,7 @@ impl RetryPolicy {
 
 /// A webhook's display name: free text, unique within its project.
 pub fn webhook_name(value: &str) -> Result<String, InvalidField> {
-    crate::validation::text("name", value, 100)
+    crate::validation::text("name", value, crate::validation::NAME_MAX_LEN)
 }
 
 #[derive(Clone, Debug, PartialEq)]

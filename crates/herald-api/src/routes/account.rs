@@ -25,7 +25,7 @@ pub struct AccountSecretView {
 }
 
 /// Get the installation's account-level signing secret (admins only).
-#[utoipa::path(get, path = "/v1/account/secret", tag = "account", operation_id = "get_account_secret",
+#[utoipa::path(get, operation_id = "getAccountSecret", path = "/v1/account/secret", tag = "account",
     responses((status = 200, body = AccountSecretView), (status = 403, body = Problem)))]
 pub async fn secret(
     State(state): State<ApiState>,
@@ -46,7 +46,7 @@ pub async fn secret(
 /// Replace the installation's account-level signing secret with a new one, returned here
 /// (admins only). Every webhook signed with it (the `cloudshare` preset) switches at once:
 /// its scheme carries one signature, so there is no grace period.
-#[utoipa::path(post, path = "/v1/account/secret/rotate", tag = "account", operation_id = "rotate_account_secret",
+#[utoipa::path(post, operation_id = "rotateAccountSecret", path = "/v1/account/secret/rotate", tag = "account",
     responses((status = 200, body = AccountSecretView), (status = 403, body = Problem)))]
 pub async fn rotate_secret(
     State(state): State<ApiState>,

@@ -8,9 +8,10 @@ use chrono::{DateTime, Utc};
 use herald_core::api_key::ApiKey;
 use herald_core::auth::{Action, Role};
 use herald_core::id::{ApiKeyId, ProjectId};
+use herald_core::openapi;
 use herald_core::secret::ApiKeyToken;
 use herald_core::time;
-use herald_core::validation::text;
+use herald_core::validation::{NAME_MAX_LEN, text};
 use serde::{Deserialize, Serialize};
 
 use crate::ApiState;
@@ -52,6 +53,7 @@ impl From<ApiKey> for ApiKeyView {
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateApiKey {
+    #[schema(schema_with = openapi::name)]
     name: String,
     /// `admin`, `project_admin`, `project_viewer` or `publisher`.
     role: Role,
@@ -60,7 +62,7 @@ pub struct CreateApiKey {
 }
 
 /// Create an API key; the answer holds its token, shown this once.
-#[utoipa::path(post, path = "/v1/api-keys", tag = "API keys", request_body = CreateApiKey,
+#[utoipa::path(post, operation_id = "createApiKey", path = "/v1/api-keys", tag = "API keys", request_body = CreateApiKey,
     responses((status = 201, body = ApiKeyView), (status = 403, body = Problem), (status = 404, body = Problem), (status = 422, body = Problem)))]
 pub async fn create(
     State(state): State<ApiState>,
@@ -68,7 +70,7 @@ pub async fn create(
     JsonBody(input): JsonBody<CreateApiKey>,
 ) -> Result<(StatusCode, Json<ApiKeyView>), ApiError> {
     caller.require(Action::ManageApiKeys)?;
-    let name = text("name", &input.name, 100)?;
+    let name = text("name", &input.name, NAME_MAX_LEN)?;
     let project = match &input.project {
         Some(reference) => Some(
             caller
@@ -87,7 +89,7 @@ pub async fn create(
 }
 
 /// List API keys, newest first, revoked ones included.
-#[utoipa::path(get, path = "/v1/api-keys", tag = "API keys", params(PageParams),
+#[utoipa::path(get, operation_id = "listApiKeys", path = "/v1/api-keys", tag = "API keys", params(PageParams),
     responses((status = 200, body = ListResponse<ApiKeyView>), (status = 400, body = Problem), (status = 403, body = Problem)))]
 pub async fn list(
     State(state): State<ApiState>,
@@ -102,7 +104,7 @@ pub async fn list(
 
 /// Revoke an API key: it stops working at once. Revoking twice is harmless. The last active
 /// admin key cannot be revoked (409), so the installation always keeps one.
-#[utoipa::path(delete, path = "/v1/api-keys/{id}", tag = "API keys",
+#[utoipa::path(delete, operation_id = "revokeApiKey", path = "/v1/api-keys/{id}", tag = "API keys",
     params(("id" = String, Path, description = "API key id")),
     responses((status = 200, body = ApiKeyView), (status = 403, body = Problem), (status = 404, body = Problem), (status = 409, body = Problem)))]
 pub async fn revoke(

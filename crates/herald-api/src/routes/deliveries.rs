@@ -12,6 +12,7 @@ use herald_core::attempt::{Attempt, AttemptError, AttemptTrigger, ReceivedRespon
 use herald_core::auth::Action;
 use herald_core::delivery::{Delivery, DeliveryStatus};
 use herald_core::id::{AttemptId, DeliveryId, ProjectId, WebhookId};
+use herald_core::openapi;
 use herald_core::page::PageRequest;
 use herald_core::time;
 use herald_core::webhook::{WebhookStatus, redact_url_password};
@@ -86,8 +87,10 @@ pub struct ListDeliveries {
     /// (the pending and retrying ones while the webhook is disabled or out of order: a held
     /// delivery keeps its own status and scheduled time), or `all` (default: the undelivered
     /// ones, `pending,retrying,failed`).
+    #[param(schema_with = openapi::delivery_statuses)]
     status: Option<String>,
     /// Items per page, 1 to 250 (default 50).
+    #[param(schema_with = openapi::page_limit)]
     limit: Option<i64>,
     /// The `next_cursor` of the previous page.
     cursor: Option<String>,
@@ -154,7 +157,7 @@ impl StatusFilter {
 
 /// A webhook's deliveries, newest first: by default the undelivered ones; `?status=held` for those
 /// a disabled or out-of-order webhook holds.
-#[utoipa::path(get, path = "/v1/webhooks/{id}/deliveries", tag = "deliveries",
+#[utoipa::path(get, operation_id = "listWebhookDeliveries", path = "/v1/webhooks/{id}/deliveries", tag = "deliveries",
     params(("id" = String, Path, description = "Webhook id"), ListDeliveries),
     responses((status = 200, body = ListResponse<DeliveryView>), (status = 400, body = Problem), (status = 404, body = Problem)))]
 pub async fn list_for_webhook(
@@ -180,7 +183,7 @@ pub async fn list_for_webhook(
 }
 
 /// A webhook's attempts, newest first, each with its request and response.
-#[utoipa::path(get, path = "/v1/webhooks/{id}/attempts", tag = "deliveries",
+#[utoipa::path(get, operation_id = "listWebhookAttempts", path = "/v1/webhooks/{id}/attempts", tag = "deliveries",
     params(("id" = String, Path, description = "Webhook id"), PageParams),
     responses((status = 200, body = ListResponse<AttemptView>), (status = 400, body = Problem), (status = 404, body = Problem)))]
 pub async fn attempts_for_webhook(
@@ -216,7 +219,7 @@ async fn load(state: &ApiState, caller: &Caller, id: &str) -> Result<Delivery, A
 }
 
 /// One delivery.
-#[utoipa::path(get, path = "/v1/deliveries/{id}", tag = "deliveries",
+#[utoipa::path(get, operation_id = "getDelivery", path = "/v1/deliveries/{id}", tag = "deliveries",
     params(("id" = String, Path, description = "Delivery id")),
     responses((status = 200, body = DeliveryView), (status = 404, body = Problem)))]
 pub async fn get(
@@ -228,7 +231,7 @@ pub async fn get(
 }
 
 /// A delivery's attempts, newest first.
-#[utoipa::path(get, path = "/v1/deliveries/{id}/attempts", tag = "deliveries",
+#[utoipa::path(get, operation_id = "listDeliveryAttempts", path = "/v1/deliveries/{id}/attempts", tag = "deliveries",
     params(("id" = String, Path, description = "Delivery id"), PageParams),
     responses((status = 200, body = ListResponse<AttemptView>), (status = 400, body = Problem), (status = 404, body = Problem)))]
 pub async fn attempts(
@@ -244,7 +247,7 @@ pub async fn attempts(
 
 /// Replay one delivery (whatever its status, a discarded one too): it is sent again at once, with
 /// the same delivery id — or held, while its webhook is disabled or out of order.
-#[utoipa::path(post, path = "/v1/deliveries/{id}/replay", tag = "deliveries",
+#[utoipa::path(post, operation_id = "replayDelivery", path = "/v1/deliveries/{id}/replay", tag = "deliveries",
     params(("id" = String, Path, description = "Delivery id")),
     responses((status = 200, body = DeliveryView), (status = 403, body = Problem), (status = 404, body = Problem)))]
 pub async fn replay(
@@ -263,7 +266,7 @@ pub async fn replay(
 }
 
 /// One attempt, with the request sent and the response received.
-#[utoipa::path(get, path = "/v1/attempts/{id}", tag = "deliveries",
+#[utoipa::path(get, operation_id = "getAttempt", path = "/v1/attempts/{id}", tag = "deliveries",
     params(("id" = String, Path, description = "Attempt id")),
     responses((status = 200, body = AttemptView), (status = 404, body = Problem)))]
 pub async fn attempt(

@@ -9,8 +9,9 @@ use chrono::{DateTime, Utc};
 use herald_core::auth::Action;
 use herald_core::event_type::{EventSchema, EventType, EventTypeName};
 use herald_core::id::ProjectId;
+use herald_core::openapi;
 use herald_core::time;
-use herald_core::validation::optional_text;
+use herald_core::validation::{DESCRIPTION_MAX_LEN, optional_text};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -49,8 +50,11 @@ impl From<EventType> for EventTypeView {
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateEventType {
+    #[schema(schema_with = openapi::event_type_name)]
     name: String,
+    #[schema(schema_with = openapi::description)]
     description: Option<String>,
+    #[schema(schema_with = openapi::json_schema)]
     schema: Option<Value>,
 }
 
@@ -60,10 +64,10 @@ pub struct CreateEventType {
 #[serde(deny_unknown_fields)]
 pub struct UpdateEventType {
     #[serde(default, deserialize_with = "present")]
-    #[schema(value_type = Option<String>)]
+    #[schema(schema_with = openapi::description)]
     description: Option<Option<String>>,
     #[serde(default, deserialize_with = "present")]
-    #[schema(value_type = Option<Object>)]
+    #[schema(schema_with = openapi::json_schema)]
     schema: Option<Option<Value>>,
     #[serde(default, deserialize_with = "non_null")]
     #[schema(nullable = false)]
@@ -79,7 +83,7 @@ fn parse_schema(schema: Option<Value>) -> Result<Option<EventSchema>, ApiError> 
 }
 
 /// Create an event type.
-#[utoipa::path(post, path = "/v1/projects/{project}/event-types", tag = "event types",
+#[utoipa::path(post, operation_id = "createEventType", path = "/v1/projects/{project}/event-types", tag = "event types",
     request_body = CreateEventType,
     params(("project" = String, Path, description = "Project id or name")),
     responses((status = 201, body = EventTypeView), (status = 404, body = Problem), (status = 409, body = Problem), (status = 422, body = Problem)))]
@@ -96,7 +100,11 @@ pub async fn create(
     let event_type = EventType {
         project_id: project.id,
         name: parse_name(&input.name)?,
-        description: optional_text("description", input.description.as_deref(), 1000)?,
+        description: optional_text(
+            "description",
+            input.description.as_deref(),
+            DESCRIPTION_MAX_LEN,
+        )?,
         schema: parse_schema(input.schema)?,
         archived: false,
         created_at: now,
@@ -117,13 +125,14 @@ pub struct ListEventTypes {
     /// Include archived event types (default false).
     include_archived: Option<bool>,
     /// Items per page, 1 to 250 (default 50).
+    #[param(schema_with = openapi::page_limit)]
     limit: Option<i64>,
     /// The `next_cursor` of the previous page.
     cursor: Option<String>,
 }
 
 /// List a project's event types, newest first.
-#[utoipa::path(get, path = "/v1/projects/{project}/event-types", tag = "event types",
+#[utoipa::path(get, operation_id = "listEventTypes", path = "/v1/projects/{project}/event-types", tag = "event types",
     params(("project" = String, Path, description = "Project id or name"), ListEventTypes),
     responses((status = 200, body = ListResponse<EventTypeView>), (status = 400, body = Problem), (status = 404, body = Problem)))]
 pub async fn list(
@@ -144,7 +153,7 @@ pub async fn list(
 }
 
 /// Get one event type.
-#[utoipa::path(get, path = "/v1/projects/{project}/event-types/{name}", tag = "event types",
+#[utoipa::path(get, operation_id = "getEventType", path = "/v1/projects/{project}/event-types/{name}", tag = "event types",
     params(("project" = String, Path, description = "Project id or name"), ("name" = String, Path, description = "Event type name")),
     responses((status = 200, body = EventTypeView), (status = 404, body = Problem)))]
 pub async fn get(
@@ -164,7 +173,7 @@ pub async fn get(
 }
 
 /// Change an event type's description or schema, or archive / unarchive it.
-#[utoipa::path(patch, path = "/v1/projects/{project}/event-types/{name}", tag = "event types",
+#[utoipa::path(patch, operation_id = "updateEventType", path = "/v1/projects/{project}/event-types/{name}", tag = "event types",
     request_body = UpdateEventType,
     params(("project" = String, Path, description = "Project id or name"), ("name" = String, Path, description = "Event type name")),
     responses((status = 200, body = EventTypeView), (status = 404, body = Problem), (status = 422, body = Problem)))]
@@ -182,7 +191,8 @@ pub async fn update(
     })?;
     let mut event_type = state.store.event_type(&project.id, &name).await?;
     if let Some(description) = input.description {
-        event_type.description = optional_text("description", description.as_deref(), 1000)?;
+        event_type.description =
+            optional_text("description", description.as_deref(), DESCRIPTION_MAX_LEN)?;
     }
     if let Some(schema) = input.schema {
         event_type.schema = parse_schema(schema)?;

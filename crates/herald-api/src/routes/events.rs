@@ -20,6 +20,7 @@ use herald_core::delivery::{Delivery, DeliveryStatus};
 use herald_core::event::{Actor, Event, EventId};
 use herald_core::event_type::EventTypeName;
 use herald_core::id::{DeliveryId, ProjectId, WebhookId};
+use herald_core::openapi;
 use herald_core::time;
 use herald_store::{Published, StoreError};
 use serde::{Deserialize, Serialize};
@@ -27,7 +28,9 @@ use serde_json::Value;
 
 use crate::ApiState;
 use crate::auth::Caller;
-use crate::extract::{JsonBody, ListResponse, PageParams, QueryParams, page_request};
+use crate::extract::{
+    JsonBody, ListResponse, PageParams, QueryParams, object_or_null, page_request,
+};
 use crate::problem::{ApiError, Problem};
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]
@@ -90,22 +93,25 @@ impl From<Delivery> for DeliveryView {
 pub struct PublishEvent {
     /// Your id for the event (letters, digits, `-_.:~`, up to 128): the same id again returns
     /// the first event and creates nothing. Herald makes one (`evt_…`) when omitted.
+    #[schema(schema_with = openapi::optional_event_id)]
     id: Option<String>,
     /// The event type's name; it must exist in the project and not be archived.
     #[serde(rename = "type")]
+    #[schema(schema_with = openapi::event_type_name)]
     event_type: String,
     /// The event's data; must match the event type's schema, if it has one.
     data: Value,
     /// When it happened (RFC 3339); defaults to now.
     occurred_at: Option<DateTime<Utc>>,
     /// Who caused it.
+    #[serde(default, deserialize_with = "object_or_null")]
     actor: Option<Actor>,
 }
 
 const REPLAYED: HeaderName = HeaderName::from_static("idempotent-replayed");
 
 /// Publish an event: answered 202 once it and its deliveries are durably committed.
-#[utoipa::path(post, path = "/v1/projects/{project}/events", tag = "events", request_body = PublishEvent,
+#[utoipa::path(post, operation_id = "publishEvent", path = "/v1/projects/{project}/events", tag = "events", request_body = PublishEvent,
     params(("project" = String, Path, description = "Project id or name")),
     responses(
         (status = 202, body = EventView, description = "Committed; `Idempotent-Replayed: true` when the id was seen before"),
@@ -241,16 +247,17 @@ fn same_as_first(first: &Event, again: &Event) -> Result<(), ApiError> {
 pub struct ListEvents {
     /// Only events of this type.
     #[serde(rename = "type")]
-    #[param(rename = "type")]
+    #[param(rename = "type", schema_with = openapi::optional_event_type_name)]
     event_type: Option<String>,
     /// Items per page, 1 to 250 (default 50).
+    #[param(schema_with = openapi::page_limit)]
     limit: Option<i64>,
     /// The `next_cursor` of the previous page.
     cursor: Option<String>,
 }
 
 /// List a project's events, newest first.
-#[utoipa::path(get, path = "/v1/projects/{project}/events", tag = "events",
+#[utoipa::path(get, operation_id = "listEvents", path = "/v1/projects/{project}/events", tag = "events",
     params(("project" = String, Path, description = "Project id or name"), ListEvents),
     responses((status = 200, body = ListResponse<EventView>), (status = 400, body = Problem), (status = 404, body = Problem)))]
 pub async fn list(
@@ -289,7 +296,7 @@ async fn load_event(
 }
 
 /// Get one event.
-#[utoipa::path(get, path = "/v1/projects/{project}/events/{id}", tag = "events",
+#[utoipa::path(get, operation_id = "getEvent", path = "/v1/projects/{project}/events/{id}", tag = "events",
     params(("project" = String, Path, description = "Project id or name"), ("id" = String, Path, description = "Event id")),
     responses((status = 200, body = EventView), (status = 404, body = Problem)))]
 pub async fn get(
@@ -303,7 +310,7 @@ pub async fn get(
 }
 
 /// List an event's deliveries: one per webhook it matched when published.
-#[utoipa::path(get, path = "/v1/projects/{project}/events/{id}/deliveries", tag = "events",
+#[utoipa::path(get, operation_id = "listEventDeliveries", path = "/v1/projects/{project}/events/{id}/deliveries", tag = "events",
     params(("project" = String, Path, description = "Project id or name"), ("id" = String, Path, description = "Event id"), PageParams),
     responses((status = 200, body = ListResponse<DeliveryView>), (status = 400, body = Problem), (status = 404, body = Problem)))]
 pub async fn deliveries(

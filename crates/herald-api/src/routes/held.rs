@@ -40,7 +40,7 @@ pub struct DiscardedCount {
 /// Discard the deliveries a disabled or out-of-order webhook holds (all, or those created before
 /// a time): they are marked `discarded` and never sent. A delivery being sent at this moment is
 /// left to its attempt. 409 when the webhook holds nothing (it is active, or pending validation).
-#[utoipa::path(post, path = "/v1/webhooks/{id}/held/discard", tag = "webhooks",
+#[utoipa::path(post, operation_id = "discardHeldDeliveries", path = "/v1/webhooks/{id}/held/discard", tag = "webhooks",
     request_body(content = Option<DiscardHeld>, description = "Optional; `{}` or no body discards every held delivery."),
     params(("id" = String, Path, description = "Webhook id")),
     responses((status = 200, body = DiscardedCount), (status = 403, body = Problem), (status = 404, body = Problem),
@@ -55,7 +55,8 @@ pub async fn discard(
     let webhook = load_webhook(&state, &caller, &id, Action::ManageWebhooks).await?;
     let before = input
         .and_then(|i| i.before)
-        .map(|t| time::from_millis(t.timestamp_millis()));
+        .map(|t| time::within_rfc3339("before", t))
+        .transpose()?;
     // The status is checked inside the store's transaction, not from `webhook`: an enable
     // landing between the two must not let this discard what is now flowing.
     match state

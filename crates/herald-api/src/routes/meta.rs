@@ -16,14 +16,14 @@ pub struct Health {
 }
 
 /// Liveness: answers without authentication.
-#[utoipa::path(get, path = "/health", tag = "meta", security(()),
+#[utoipa::path(get, operation_id = "getHealth", path = "/health", tag = "meta", security(()),
     responses((status = 200, body = Health)))]
 pub async fn health() -> Json<Health> {
     Json(Health { status: "ok" })
 }
 
 /// This API's OpenAPI 3.1 document.
-#[utoipa::path(get, path = "/v1/openapi.json", tag = "meta", security(()),
+#[utoipa::path(get, operation_id = "getOpenApiDocument", path = "/v1/openapi.json", tag = "meta", security(()),
     responses((status = 200, description = "The OpenAPI document", content_type = "application/json")))]
 pub async fn openapi_json() -> impl IntoResponse {
     Json(crate::openapi())
@@ -38,7 +38,7 @@ pub struct Me {
 }
 
 /// The API key making the request: its id, role and scope.
-#[utoipa::path(get, path = "/v1/me", tag = "meta",
+#[utoipa::path(get, operation_id = "getMe", path = "/v1/me", tag = "meta",
     responses((status = 200, body = Me), (status = 401, body = crate::problem::Problem)))]
 pub async fn whoami(Caller(p): Caller) -> Result<Json<Me>, ApiError> {
     Ok(Json(Me {

@@ -7,6 +7,7 @@ use chrono::{DateTime, Utc};
 use herald_core::auth::Action;
 use herald_core::event_type::EventTypeName;
 use herald_core::id::ProjectId;
+use herald_core::openapi;
 use herald_core::project::{Project, ProjectName, ProjectSettings};
 use herald_core::time;
 use herald_core::webhook::RetryPolicy;
@@ -14,7 +15,10 @@ use serde::{Deserialize, Serialize};
 
 use crate::ApiState;
 use crate::auth::Caller;
-use crate::extract::{JsonBody, ListResponse, PageParams, QueryParams, non_null, present};
+use crate::extract::{
+    JsonBody, ListResponse, PageParams, QueryParams, non_null, object_or_null, present,
+    present_object,
+};
 use crate::problem::{ApiError, Problem};
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]
@@ -53,13 +57,16 @@ impl From<Project> for ProjectView {
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateProject {
-    /// A URL-safe slug (lower-case letters, digits, `-`, `_`, `.`), usable in place of the id.
+    #[schema(schema_with = openapi::project_name)]
     name: String,
+    #[serde(default, deserialize_with = "object_or_null")]
     retry_policy: Option<RetryPolicy>,
+    #[schema(schema_with = openapi::retention_days)]
     retention_days: Option<u32>,
     require_validation: Option<bool>,
     /// The name validation events go out under (an event type name, e.g. `Webhook Validate`);
     /// it need not be an event type of the project.
+    #[schema(schema_with = openapi::optional_event_type_name)]
     validation_event: Option<String>,
 }
 
@@ -69,19 +76,20 @@ pub struct CreateProject {
 #[serde(deny_unknown_fields)]
 pub struct UpdateProject {
     #[serde(default, deserialize_with = "non_null")]
-    #[schema(nullable = false)]
+    #[schema(schema_with = openapi::project_name)]
     name: Option<String>,
-    #[serde(default, deserialize_with = "present")]
+    #[serde(default, deserialize_with = "present_object")]
     #[schema(value_type = Option<RetryPolicy>)]
     retry_policy: Option<Option<RetryPolicy>>,
     #[serde(default, deserialize_with = "present")]
-    #[schema(value_type = Option<u32>)]
+    #[schema(schema_with = openapi::retention_days)]
     retention_days: Option<Option<u32>>,
     #[serde(default, deserialize_with = "non_null")]
     #[schema(nullable = false)]
     require_validation: Option<bool>,
+    /// `null` returns it to the preset's, else the server's name.
     #[serde(default, deserialize_with = "present")]
-    #[schema(value_type = Option<String>)]
+    #[schema(schema_with = openapi::optional_event_type_name)]
     validation_event: Option<Option<String>>,
 }
 
@@ -103,7 +111,7 @@ fn retention(days: Option<u32>) -> Result<Option<u32>, ApiError> {
 }
 
 /// Create a project (admin).
-#[utoipa::path(post, path = "/v1/projects", tag = "projects", request_body = CreateProject,
+#[utoipa::path(post, operation_id = "createProject", path = "/v1/projects", tag = "projects", request_body = CreateProject,
     responses((status = 201, body = ProjectView), (status = 409, body = Problem), (status = 422, body = Problem)))]
 pub async fn create(
     State(state): State<ApiState>,
@@ -123,7 +131,7 @@ pub async fn create(
 }
 
 /// List projects, newest first. Scoped keys see only their own project.
-#[utoipa::path(get, path = "/v1/projects", tag = "projects", params(PageParams),
+#[utoipa::path(get, operation_id = "listProjects", path = "/v1/projects", tag = "projects", params(PageParams),
     responses((status = 200, body = ListResponse<ProjectView>), (status = 400, body = Problem)))]
 pub async fn list(
     State(state): State<ApiState>,
@@ -140,7 +148,7 @@ pub async fn list(
 }
 
 /// Get a project by id or name.
-#[utoipa::path(get, path = "/v1/projects/{project}", tag = "projects",
+#[utoipa::path(get, operation_id = "getProject", path = "/v1/projects/{project}", tag = "projects",
     params(("project" = String, Path, description = "Project id or name")),
     responses((status = 200, body = ProjectView), (status = 404, body = Problem)))]
 pub async fn get(
@@ -155,7 +163,7 @@ pub async fn get(
 }
 
 /// Rename a project or change its settings (admin).
-#[utoipa::path(patch, path = "/v1/projects/{project}", tag = "projects", request_body = UpdateProject,
+#[utoipa::path(patch, operation_id = "updateProject", path = "/v1/projects/{project}", tag = "projects", request_body = UpdateProject,
     params(("project" = String, Path, description = "Project id or name")),
     responses((status = 200, body = ProjectView), (status = 404, body = Problem), (status = 409, body = Problem), (status = 422, body = Problem)))]
 pub async fn update(
@@ -190,7 +198,7 @@ pub async fn update(
 
 /// Delete a project and everything in it: event types, webhooks, events, deliveries, and the
 /// keys scoped to it (admin).
-#[utoipa::path(delete, path = "/v1/projects/{project}", tag = "projects",
+#[utoipa::path(delete, operation_id = "deleteProject", path = "/v1/projects/{project}", tag = "projects",
     params(("project" = String, Path, description = "Project id or name")),
     responses((status = 204), (status = 404, body = Problem)))]
 pub async fn delete(

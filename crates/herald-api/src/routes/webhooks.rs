@@ -16,11 +16,12 @@ use herald_core::auth::Action;
 use herald_core::event_type::EventTypeName;
 use herald_core::filter::EventFilter;
 use herald_core::id::{AttemptId, ProjectId, WebhookId};
+use herald_core::openapi;
 use herald_core::project::Project;
 use herald_core::secret::SigningSecret;
 use herald_core::shape::{Format, Preset, SecretSource, Shape, SigningScheme};
 use herald_core::time;
-use herald_core::validation::optional_text;
+use herald_core::validation::{DESCRIPTION_MAX_LEN, optional_text};
 use herald_core::webhook::{
     CustomData, CustomHeaders, HttpMethod, RetryPolicy, RotationGrace, TargetUrl, Timeout, Webhook,
     WebhookStatus, webhook_name,
@@ -32,7 +33,8 @@ use serde_json::Value;
 use crate::ApiState;
 use crate::auth::Caller;
 use crate::extract::{
-    JsonBody, ListResponse, OptionalJsonBody, QueryParams, non_null, page_request, present,
+    JsonBody, ListResponse, OptionalJsonBody, QueryParams, non_null, non_null_object,
+    object_or_null, page_request, present, present_object,
 };
 use crate::problem::{ApiError, Problem};
 
@@ -185,17 +187,22 @@ async fn signing_secret(
 pub struct CreateWebhook {
     /// Project id or name. Optional for project-scoped keys (their project).
     project: Option<String>,
+    #[schema(schema_with = openapi::name)]
     name: String,
+    #[schema(schema_with = openapi::description)]
     description: Option<String>,
     /// Where deliveries go: https (http only when the server allows it).
+    #[schema(schema_with = openapi::target_url)]
     url: String,
     /// `POST` (JSON body, the default) or `GET` (payload as query parameters).
     method: Option<HttpMethod>,
     /// Event types to receive: exact names and `prefix.*` wildcards. Omit for all.
+    #[schema(schema_with = openapi::event_patterns)]
     events: Option<Vec<String>>,
     /// Extra headers sent with every delivery.
     headers: Option<BTreeMap<String, String>>,
     /// A JSON object merged into every payload.
+    #[schema(value_type = Option<Object>)]
     custom_data: Option<Value>,
     /// `standard` (default), `cloudshare`, `event-data`, `connect` or `github`: sets format and
     /// signing together; `format` and `signing` given alongside override it.
@@ -204,11 +211,14 @@ pub struct CreateWebhook {
     format: Option<String>,
     /// The JSON template for `format: custom`; `{{placeholders}}` are filled per delivery.
     template: Option<Value>,
+    #[serde(default, deserialize_with = "object_or_null")]
     signing: Option<SigningScheme>,
     /// 1 to 600 seconds (default 30).
+    #[schema(schema_with = openapi::timeout_seconds)]
     timeout_seconds: Option<u64>,
     /// `null`: the preset's (`connect`: 5 minutes, growing), else the project's, else the
     /// server's default policy.
+    #[serde(default, deserialize_with = "object_or_null")]
     retry_policy: Option<RetryPolicy>,
     /// Start disabled with `false` (default true).
     enabled: Option<bool>,
@@ -216,6 +226,7 @@ pub struct CreateWebhook {
     /// makes one when omitted. Standard Webhooks: `whsec_` + base64 of 24 to 64 bytes; other
     /// schemes: 8 to 256 visible ASCII characters. Not for schemes that sign with the
     /// account-level secret.
+    #[schema(schema_with = openapi::optional_secret)]
     secret: Option<String>,
 }
 
@@ -226,13 +237,13 @@ pub struct CreateWebhook {
 #[serde(deny_unknown_fields)]
 pub struct UpdateWebhook {
     #[serde(default, deserialize_with = "non_null")]
-    #[schema(nullable = false)]
+    #[schema(schema_with = openapi::name)]
     name: Option<String>,
     #[serde(default, deserialize_with = "present")]
-    #[schema(value_type = Option<String>)]
+    #[schema(schema_with = openapi::description)]
     description: Option<Option<String>>,
     #[serde(default, deserialize_with = "non_null")]
-    #[schema(nullable = false)]
+    #[schema(schema_with = openapi::target_url)]
     url: Option<String>,
     #[serde(default, deserialize_with = "non_null")]
     #[schema(nullable = false)]
@@ -240,7 +251,7 @@ pub struct UpdateWebhook {
     /// Exact names added here must be event types of the project that are not archived; names
     /// the webhook already has are kept even if their type has been archived since.
     #[serde(default, deserialize_with = "present")]
-    #[schema(value_type = Option<Vec<String>>)]
+    #[schema(schema_with = openapi::event_patterns)]
     events: Option<Option<Vec<String>>>,
     #[serde(default, deserialize_with = "non_null")]
     #[schema(nullable = false)]
@@ -257,19 +268,19 @@ pub struct UpdateWebhook {
     #[serde(default, deserialize_with = "non_null")]
     #[schema(nullable = false)]
     template: Option<Value>,
-    #[serde(default, deserialize_with = "non_null")]
+    #[serde(default, deserialize_with = "non_null_object")]
     #[schema(nullable = false)]
     signing: Option<SigningScheme>,
     #[serde(default, deserialize_with = "non_null")]
-    #[schema(nullable = false)]
+    #[schema(schema_with = openapi::timeout_seconds_not_null)]
     timeout_seconds: Option<u64>,
-    #[serde(default, deserialize_with = "present")]
+    #[serde(default, deserialize_with = "present_object")]
     #[schema(value_type = Option<RetryPolicy>)]
     retry_policy: Option<Option<RetryPolicy>>,
     /// Replaces the signing secret at once (no grace period; rotate for one), with one of your
     /// choosing, under the rules of `secret` on create.
     #[serde(default, deserialize_with = "non_null")]
-    #[schema(nullable = false)]
+    #[schema(schema_with = openapi::secret)]
     secret: Option<String>,
 }
 
@@ -432,7 +443,11 @@ impl Draft {
             .transpose()?;
         let settings = Settings {
             name: webhook_name(&self.name)?,
-            description: optional_text("description", self.description.as_deref(), 1000)?,
+            description: optional_text(
+                "description",
+                self.description.as_deref(),
+                DESCRIPTION_MAX_LEN,
+            )?,
             url: deliverable_url(state, &self.url)?,
             method: self.method,
             headers: CustomHeaders::parse(self.headers, &shape)?,
@@ -539,7 +554,7 @@ async fn target_project(
 }
 
 /// Create a webhook. The answer includes its signing secret for roles that may see it.
-#[utoipa::path(post, path = "/v1/webhooks", tag = "webhooks", request_body = CreateWebhook,
+#[utoipa::path(post, operation_id = "createWebhook", path = "/v1/webhooks", tag = "webhooks", request_body = CreateWebhook,
     responses((status = 201, body = WebhookView), (status = 404, body = Problem), (status = 409, body = Problem), (status = 422, body = Problem)))]
 pub async fn create(
     State(state): State<ApiState>,
@@ -605,15 +620,17 @@ pub struct ListWebhooks {
     /// Only webhooks in this status.
     status: Option<WebhookStatus>,
     /// Only webhooks that would receive this event type.
+    #[param(schema_with = openapi::optional_event_type_name)]
     event_type: Option<String>,
     /// Items per page, 1 to 250 (default 50).
+    #[param(schema_with = openapi::page_limit)]
     limit: Option<i64>,
     /// The `next_cursor` of the previous page.
     cursor: Option<String>,
 }
 
 /// List webhooks, newest first. Scoped keys see only their project's.
-#[utoipa::path(get, path = "/v1/webhooks", tag = "webhooks", params(ListWebhooks),
+#[utoipa::path(get, operation_id = "listWebhooks", path = "/v1/webhooks", tag = "webhooks", params(ListWebhooks),
     responses((status = 200, body = ListResponse<WebhookView>), (status = 400, body = Problem), (status = 404, body = Problem)))]
 pub async fn list(
     State(state): State<ApiState>,
@@ -668,7 +685,7 @@ pub async fn list(
 }
 
 /// Get a webhook; its secret is included for roles that may see it.
-#[utoipa::path(get, path = "/v1/webhooks/{id}", tag = "webhooks",
+#[utoipa::path(get, operation_id = "getWebhook", path = "/v1/webhooks/{id}", tag = "webhooks",
     params(("id" = String, Path, description = "Webhook id")),
     responses((status = 200, body = WebhookView), (status = 404, body = Problem)))]
 pub async fn get(
@@ -686,7 +703,7 @@ pub async fn get(
 }
 
 /// Change some of a webhook's settings.
-#[utoipa::path(patch, path = "/v1/webhooks/{id}", tag = "webhooks", request_body = UpdateWebhook,
+#[utoipa::path(patch, operation_id = "updateWebhook", path = "/v1/webhooks/{id}", tag = "webhooks", request_body = UpdateWebhook,
     params(("id" = String, Path, description = "Webhook id")),
     responses((status = 200, body = WebhookView), (status = 404, body = Problem), (status = 409, body = Problem), (status = 422, body = Problem)))]
 pub async fn update(
@@ -743,7 +760,7 @@ pub async fn update(
 }
 
 /// Delete a webhook and its deliveries.
-#[utoipa::path(delete, path = "/v1/webhooks/{id}", tag = "webhooks",
+#[utoipa::path(delete, operation_id = "deleteWebhook", path = "/v1/webhooks/{id}", tag = "webhooks",
     params(("id" = String, Path, description = "Webhook id")),
     responses((status = 204), (status = 404, body = Problem)))]
 pub async fn delete(
@@ -786,9 +803,9 @@ async fn set_status(
 
 /// Enable a webhook (from disabled or out of order): the deliveries it held flow at once, oldest
 /// first.
-#[utoipa::path(post, path = "/v1/webhooks/{id}/enable", tag = "webhooks",
+#[utoipa::path(post, operation_id = "enableWebhook", path = "/v1/webhooks/{id}/enable", tag = "webhooks",
     params(("id" = String, Path, description = "Webhook id")),
-    responses((status = 200, body = WebhookView), (status = 404, body = Problem)))]
+    responses((status = 200, body = WebhookView), (status = 404, body = Problem), (status = 409, body = Problem)))]
 pub async fn enable(
     State(state): State<ApiState>,
     caller: Caller,
@@ -799,9 +816,9 @@ pub async fn enable(
 
 /// Disable a webhook: nothing is sent to it until it is enabled. Events published meanwhile are
 /// not lost: their deliveries are held (`held_deliveries`) and flow when it is enabled again.
-#[utoipa::path(post, path = "/v1/webhooks/{id}/disable", tag = "webhooks",
+#[utoipa::path(post, operation_id = "disableWebhook", path = "/v1/webhooks/{id}/disable", tag = "webhooks",
     params(("id" = String, Path, description = "Webhook id")),
-    responses((status = 200, body = WebhookView), (status = 404, body = Problem)))]
+    responses((status = 200, body = WebhookView), (status = 404, body = Problem), (status = 409, body = Problem)))]
 pub async fn disable(
     State(state): State<ApiState>,
     caller: Caller,
@@ -826,7 +843,7 @@ pub struct SecretView {
 
 /// Get the secret a webhook's deliveries are signed with (admins and project admins; the
 /// account-level secret, for webhooks that sign with it, to admins only).
-#[utoipa::path(get, path = "/v1/webhooks/{id}/secret", tag = "webhooks",
+#[utoipa::path(get, operation_id = "getWebhookSecret", path = "/v1/webhooks/{id}/secret", tag = "webhooks",
     params(("id" = String, Path, description = "Webhook id")),
     responses((status = 200, body = SecretView), (status = 403, body = Problem), (status = 404, body = Problem)))]
 pub async fn secret(
@@ -846,9 +863,11 @@ pub struct RotateSecret {
     /// (30 days). Default: for Standard Webhooks, which signs with both secrets meanwhile, the
     /// server's `rotation_grace_seconds` (86400 unless configured); for the single-signature
     /// schemes (JWT, HMAC header, secret header) 0: the new secret is in force at once.
+    #[schema(schema_with = openapi::grace_seconds)]
     grace_seconds: Option<u64>,
     /// The new secret, of your choosing (the rules of `secret` on create); Herald makes one
     /// when omitted.
+    #[schema(schema_with = openapi::optional_secret)]
     secret: Option<String>,
 }
 
@@ -857,7 +876,7 @@ pub struct RotateSecret {
 /// the single-signature schemes switch at once unless a grace period is asked for, during which
 /// they keep signing with the old one. Webhooks signed with the account-level secret have none
 /// of their own to rotate (409).
-#[utoipa::path(post, path = "/v1/webhooks/{id}/secret/rotate", tag = "webhooks",
+#[utoipa::path(post, operation_id = "rotateWebhookSecret", path = "/v1/webhooks/{id}/secret/rotate", tag = "webhooks",
     request_body(content = Option<RotateSecret>, description = "Optional; `{}` or no body uses the server's grace period."),
     params(("id" = String, Path, description = "Webhook id")),
     responses((status = 200, body = SecretView), (status = 403, body = Problem), (status = 404, body = Problem), (status = 409, body = Problem), (status = 422, body = Problem)))]
@@ -943,7 +962,7 @@ fn stamped(s: Option<(DateTime<Utc>, AttemptId)>) -> Option<StampedAttempt> {
 }
 
 /// The webhook's statistics: events, triggers, successes, failures, and the last of each.
-#[utoipa::path(get, path = "/v1/webhooks/{id}/stats", tag = "webhooks",
+#[utoipa::path(get, operation_id = "getWebhookStats", path = "/v1/webhooks/{id}/stats", tag = "webhooks",
     params(("id" = String, Path, description = "Webhook id")),
     responses((status = 200, body = StatsView), (status = 404, body = Problem)))]
 pub async fn stats(
@@ -983,6 +1002,7 @@ pub async fn stats(
 pub struct TriggerInput {
     /// The event type to send as (default `webhook.test`); need not exist.
     #[serde(rename = "type")]
+    #[schema(schema_with = openapi::optional_event_type_name)]
     event_type: Option<String>,
     /// The data to send (default `{}`).
     data: Option<Value>,
@@ -991,7 +1011,8 @@ pub struct TriggerInput {
 /// Trigger now: send a test event (or the given payload) to this webhook at once, whatever its
 /// filter, and answer with the attempt. Success reactivates an out-of-order webhook, and the
 /// deliveries it held flow.
-#[utoipa::path(post, path = "/v1/webhooks/{id}/trigger", tag = "webhooks", request_body = TriggerInput,
+#[utoipa::path(post, operation_id = "triggerWebhook", path = "/v1/webhooks/{id}/trigger", tag = "webhooks",
+    request_body(content = Option<TriggerInput>, description = "Optional; no body sends an empty `webhook.test` event."),
     params(("id" = String, Path, description = "Webhook id")),
     responses((status = 200, body = crate::routes::deliveries::AttemptView), (status = 404, body = Problem), (status = 422, body = Problem)))]
 pub async fn trigger(
@@ -1021,7 +1042,7 @@ pub async fn trigger(
 }
 
 /// Validate: send the validation event; a 2xx moves a `pending` webhook to `active`.
-#[utoipa::path(post, path = "/v1/webhooks/{id}/validate", tag = "webhooks",
+#[utoipa::path(post, operation_id = "validateWebhook", path = "/v1/webhooks/{id}/validate", tag = "webhooks",
     params(("id" = String, Path, description = "Webhook id")),
     responses((status = 200, body = crate::routes::deliveries::AttemptView), (status = 404, body = Problem)))]
 pub async fn validate(
@@ -1054,7 +1075,7 @@ pub struct ReplayCount {
 }
 
 /// Replay every failed delivery of the webhook since a time; they are sent again at once.
-#[utoipa::path(post, path = "/v1/webhooks/{id}/replay", tag = "webhooks", request_body = ReplayInput,
+#[utoipa::path(post, operation_id = "replayWebhookDeliveries", path = "/v1/webhooks/{id}/replay", tag = "webhooks", request_body = ReplayInput,
     params(("id" = String, Path, description = "Webhook id")),
     responses((status = 200, body = ReplayCount), (status = 404, body = Problem), (status = 422, body = Problem)))]
 pub async fn replay(

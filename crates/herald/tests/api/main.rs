@@ -14,6 +14,7 @@ mod delivery_isolation;
 mod delivery_ops;
 mod event_types;
 mod events;
+mod fuzz;
 mod held;
 mod openapi;
 mod outbound_safety;

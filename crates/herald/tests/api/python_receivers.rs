@@ -46,7 +46,7 @@ const CONNECT_KEYS: [&str; 11] = [
 ];
 
 /// The virtualenv's Python, or `None` (with a note) when the tests are to be skipped.
-fn python() -> Option<PathBuf> {
+pub(crate) fn python() -> Option<PathBuf> {
     match std::env::var_os("HERALD_TEST_PYTHON").filter(|p| !p.is_empty()) {
         Some(path) => {
             let path = PathBuf::from(path);
