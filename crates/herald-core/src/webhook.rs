@@ -173,6 +173,7 @@ pub struct CustomHeaders(BTreeMap<String, String>);
 
 impl CustomHeaders {
     pub const MAX_COUNT: usize = 50;
+    pub const MAX_NAME_LEN: usize = 128;
     pub const MAX_VALUE_LEN: usize = 4096;
 
     /// Checks names and values and refuses the headers Herald sets itself for this shape.
@@ -188,7 +189,7 @@ impl CustomHeaders {
         for (name, value) in &headers {
             let field = format!("headers.{name}");
             let lower = name.to_ascii_lowercase();
-            if !is_header_token(name) || name.len() > 128 {
+            if !is_header_token(name) || name.len() > Self::MAX_NAME_LEN {
                 return Err(InvalidField::new(field, "is not a valid HTTP header name"));
             }
             if TRANSPORT_HEADERS.contains(&lower.as_str()) {

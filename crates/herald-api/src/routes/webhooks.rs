@@ -200,6 +200,7 @@ pub struct CreateWebhook {
     #[schema(schema_with = openapi::event_patterns)]
     events: Option<Vec<String>>,
     /// Extra headers sent with every delivery.
+    #[schema(schema_with = openapi::optional_custom_headers)]
     headers: Option<BTreeMap<String, String>>,
     /// A JSON object merged into every payload.
     #[schema(value_type = Option<Object>)]
@@ -254,7 +255,7 @@ pub struct UpdateWebhook {
     #[schema(schema_with = openapi::event_patterns)]
     events: Option<Option<Vec<String>>>,
     #[serde(default, deserialize_with = "non_null")]
-    #[schema(nullable = false)]
+    #[schema(schema_with = openapi::custom_headers_not_null)]
     headers: Option<BTreeMap<String, String>>,
     #[serde(default, deserialize_with = "present")]
     #[schema(value_type = Option<Object>)]
