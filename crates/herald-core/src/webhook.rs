@@ -30,6 +30,11 @@ pub const TRANSPORT_HEADERS: &[&str] = &[
     "proxy-connection",
 ];
 
+/// Standard Webhooks' id and timestamp headers, refused as custom headers whatever the scheme:
+/// an attempt's record shows their values to every reader (they carry nothing secret when
+/// Herald sets them), so a custom header under either name could show a credential.
+pub const STANDARD_WEBHOOKS_ID_HEADERS: &[&str] = &["webhook-id", "webhook-timestamp"];
+
 /// Herald's own headers on every delivery start with this.
 pub const HERALD_HEADER_PREFIX: &str = "x-herald-";
 
@@ -198,7 +203,7 @@ impl CustomHeaders {
                     "is managed by HTTP and cannot be set as a custom header",
                 ));
             }
-            if reserved.contains(&lower) {
+            if reserved.contains(&lower) || STANDARD_WEBHOOKS_ID_HEADERS.contains(&lower.as_str()) {
                 return Err(InvalidField::new(
                     field,
                     "is set by Herald for this webhook's signing scheme and cannot be overridden",
@@ -492,6 +497,10 @@ mod tests {
         assert!(CustomHeaders::parse(one("X-A", "line\nbreak"), &shape).is_err());
         let connect = Shape::resolve(Some(crate::shape::Preset::Connect), None, None);
         assert!(CustomHeaders::parse(one("Authorization", "x"), &connect).is_err());
+        // Shown to every reader of an attempt, so never a custom header, whatever the scheme.
+        for name in ["Webhook-Id", "webhook-timestamp"] {
+            assert!(CustomHeaders::parse(one(name, "token"), &connect).is_err());
+        }
     }
 
     fn a_webhook() -> Webhook {

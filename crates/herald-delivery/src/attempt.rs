@@ -176,11 +176,11 @@ pub(crate) fn decide(
     }
     if base.attempt.error.as_ref().map(|e| e.kind) == Some(ErrorKind::RefusedByPolicy) {
         // Where Herald may send does not change between tries: trying again would only be
-        // refused again, for ever. The delivery fails now, with the reason on its attempt.
+        // refused again, for ever. The delivery fails now, with the reason on its attempt. It
+        // does not count toward out of order: one DNS answer pointing somewhere private should
+        // not stop a webhook whose other deliveries go through.
         return AttemptRecord {
             delivery_status: DeliveryStatus::Failed,
-            delivery_exhausted: true,
-            out_of_order: Some(rule),
             ..base
         };
     }

@@ -127,6 +127,9 @@ pub(crate) struct Core {
     pub runtime: tokio::runtime::Handle,
     /// The account-level secret as last read, and when.
     pub account_secret: std::sync::Mutex<(Option<SigningSecret>, std::time::Instant)>,
+    /// Bumped by every rotation through this node: a read of the store begun before a rotation
+    /// must not put the replaced secret back.
+    pub account_rotations: std::sync::atomic::AtomicU64,
 }
 
 /// How long this node signs with the account-level secret it read before reading it again: an
@@ -163,9 +166,24 @@ impl Core {
         if read_at.elapsed() < ACCOUNT_SECRET_TTL {
             return known;
         }
+        let rotations = self
+            .account_rotations
+            .load(std::sync::atomic::Ordering::Acquire);
         match self.store.account_secret(&SigningSecret::generate()).await {
             Ok(fresh) => {
-                self.remember_account_secret(fresh.clone());
+                let mut known = self
+                    .account_secret
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner);
+                if self
+                    .account_rotations
+                    .load(std::sync::atomic::Ordering::Acquire)
+                    != rotations
+                {
+                    // Rotated while this read ran: what it read may be the replaced secret.
+                    return known.0.clone();
+                }
+                *known = (Some(fresh.clone()), std::time::Instant::now());
                 Some(fresh)
             }
             Err(e) => {
@@ -233,7 +251,7 @@ impl Core {
                     "webhook_id": w.id,
                     "webhook_name": w.name,
                     "project_id": w.project_id,
-                    "url": w.url.as_str(),
+                    "url": w.url.redacted(),
                     "reason": w.status_reason,
                 }),
                 actor: None,
@@ -380,6 +398,7 @@ impl Engine {
                 config.account_secret.clone(),
                 std::time::Instant::now(),
             )),
+            account_rotations: std::sync::atomic::AtomicU64::new(0),
             config,
         });
         let mut tasks = vec![tokio::spawn(crate::pruner::run(core.clone()))];
@@ -582,6 +601,9 @@ impl Engine {
     /// (within two seconds): its schemes carry one signature, so there is no grace period.
     pub async fn rotate_account_secret(&self, secret: SigningSecret) -> Result<(), EngineError> {
         self.core.store.set_account_secret(&secret).await?;
+        self.core
+            .account_rotations
+            .fetch_add(1, std::sync::atomic::Ordering::AcqRel);
         self.core.remember_account_secret(secret);
         Ok(())
     }

@@ -25,7 +25,8 @@ use crate::problem::{ApiError, Problem};
 pub struct ProjectView {
     id: ProjectId,
     name: String,
-    /// Retry policy for webhooks that set none; `null`: the server's default.
+    /// Retry policy for webhooks that set none and whose preset brings none (`connect` has its
+    /// own); `null`: the server's default.
     retry_policy: Option<RetryPolicy>,
     /// Days events, deliveries and attempts are kept; `null`: the server's default.
     retention_days: Option<u32>,

@@ -527,7 +527,25 @@ pub(crate) async fn load(
     let id = WebhookId::parse(id).map_err(|_| ApiError::NotFound { entity: "webhook" })?;
     let webhook = state.store.webhook(&id).await?;
     caller.scope(&webhook.project_id, "webhook")?;
+    if action == Action::ManageWebhooks {
+        may_manage_account_signed(caller, &webhook.shape)?;
+    }
     Ok(webhook)
+}
+
+/// Only admins (CloudShare's Account Manager) manage a webhook signed with the account-level
+/// secret: it signs every such webhook of every project, so whoever chooses where one sends, or
+/// what it sends (a Trigger now with their own data), could have that secret sign what they
+/// like and replay it to another tenant's receiver.
+fn may_manage_account_signed(caller: &Caller, shape: &Shape) -> Result<(), ApiError> {
+    if shape.scheme.uses_account_secret() && !caller.0.may(Action::ReadAccountSecret) {
+        return Err(ApiError::Forbidden(
+            "this webhook is signed with the account-level secret: only admins may create or \
+             manage such a webhook"
+                .into(),
+        ));
+    }
+    Ok(())
 }
 
 /// The project a create targets: as named, or the scoped key's own.
@@ -567,6 +585,7 @@ pub async fn create(
     let s = Draft::from_create(input)?
         .validate(&state, &project.id)
         .await?;
+    may_manage_account_signed(&caller, &s.shape)?;
     let now = time::now();
     let (status, status_reason) = if project.settings.require_validation {
         (
@@ -719,6 +738,7 @@ pub async fn update(
         .apply(patch)?
         .validate(&state, &webhook.project_id)
         .await?;
+    may_manage_account_signed(&caller, &s.shape)?;
     webhook.name = s.name;
     webhook.description = s.description;
     webhook.url = s.url;

@@ -1616,6 +1616,75 @@ async fn a_secret_of_the_user_s_choosing_is_checked_for_its_scheme(app: TestApp)
     assert_eq!(switched.ok(200)["secret"], standard);
 }
 
+async fn only_admins_create_or_manage_webhooks_signed_with_the_account_secret(app: TestApp) {
+    let project = app.project("acme").await;
+    let receiver = crate::receiver::Receiver::start().await;
+    let project_admin = app.key("project_admin", Some(&project)).await;
+    let own = app
+        .post(
+            "/v1/webhooks",
+            &project_admin,
+            json!({"name": "mine", "url": receiver.url}),
+        )
+        .await;
+    let own = id_of(own.ok(201)).to_owned();
+    let account_signing = json!({"scheme": "hmac-sha256", "header": "X-Sig",
+                                 "encoding": "base64", "secret": "account"});
+    let before = app.snapshot().await;
+    // Whoever chose where such a webhook sends, or what (Trigger now takes any data), could
+    // have the installation's secret sign it and replay it to another tenant's receiver.
+    for body in [
+        json!({"name": "cs", "url": receiver.url, "preset": "cloudshare"}),
+        json!({"name": "cs", "url": receiver.url, "signing": account_signing}),
+    ] {
+        app.post("/v1/webhooks", &project_admin, body)
+            .await
+            .problem(403, None);
+    }
+    app.patch(
+        &format!("/v1/webhooks/{own}"),
+        &project_admin,
+        json!({"preset": "cloudshare"}),
+    )
+    .await
+    .problem(403, None);
+    let admins = app
+        .webhook(
+            &project,
+            "tray.io",
+            json!({"url": receiver.url, "preset": "cloudshare"}),
+        )
+        .await;
+    let cs = id_of(&admins).to_owned();
+    let before_admins = app.snapshot().await;
+    assert_ne!(before, before_admins);
+    let path = |tail: &str| format!("/v1/webhooks/{cs}{tail}");
+    app.patch(
+        &path(""),
+        &project_admin,
+        json!({"url": "http://127.0.0.1:9/mine"}),
+    )
+    .await
+    .problem(403, None);
+    for tail in ["/trigger", "/validate", "/disable", "/enable"] {
+        app.post(&path(tail), &project_admin, json!({}))
+            .await
+            .problem(403, None);
+    }
+    app.delete(&path(""), &project_admin)
+        .await
+        .problem(403, None);
+    assert_eq!(app.snapshot().await, before_admins, "nothing changed");
+    assert!(receiver.received().is_empty(), "nothing was sent");
+    // They still read it (without the secret), as viewers of their project do.
+    let seen = app.get(&path(""), &project_admin).await;
+    assert_eq!(seen.ok(200)["preset"], "cloudshare");
+    assert!(seen.ok(200).get("secret").is_none());
+    // Admins manage it.
+    let triggered = app.post(&path("/trigger"), &app.admin, json!({})).await;
+    assert_eq!(triggered.ok(200)["succeeded"], true);
+}
+
 on_both_stores!(
     a_webhook_is_created_with_every_field_and_read_back_unchanged,
     a_webhook_given_only_a_name_and_url_gets_the_defaults,
@@ -1641,4 +1710,5 @@ on_both_stores!(
     attempts_do_not_show_the_url_password,
     custom_header_values_are_shown_only_to_roles_that_may_see_secrets,
     a_secret_of_the_user_s_choosing_is_checked_for_its_scheme,
+    only_admins_create_or_manage_webhooks_signed_with_the_account_secret,
 );
