@@ -2,8 +2,8 @@
 //! error answers every operation can get.
 //!
 //! The error answers are added here, in one place, from the shape of each operation rather than
-//! listed in every annotation: an operation that reads a JSON body can answer 400, 413, 415 and
-//! 422; one with query parameters 400; one with path parameters 400 (a path that does not
+//! listed in every annotation: an operation that reads a JSON body can answer 400, 408, 413, 415
+//! and 422; one with query parameters 400; one with path parameters 400 (a path that does not
 //! percent-decode to UTF-8) and 404; an authenticated one 401, and 403 unless every role may call
 //! it. Statuses that depend on what the handler does (a 404 for a project named in the body, a
 //! 409) stay in its annotation; this module only makes them point at the shared problem answer.
@@ -64,6 +64,13 @@ const ANSWERS: &[ErrorAnswer] = &[
         name: "Conflict",
         description: "Another resource already has this name (`field` says which), or the resource \
             changed while the request ran (`/problems/changed-meanwhile`: read it again and retry).",
+        problem: true,
+    },
+    ErrorAnswer {
+        status: 408,
+        name: "RequestTimeout",
+        description: "The body did not arrive within 30 seconds of the request's headers; the \
+            connection is then closed.",
         problem: true,
     },
     ErrorAnswer {
@@ -178,7 +185,7 @@ fn error_statuses(path: &str, operation: &Operation) -> BTreeSet<u16> {
     // Any request line or header section can be too large for the HTTP layer.
     statuses.extend([414, 431]);
     if operation.request_body.is_some() {
-        statuses.extend([400, 413, 415, 422]);
+        statuses.extend([400, 408, 413, 415, 422]);
     }
     let has_query = operation
         .parameters

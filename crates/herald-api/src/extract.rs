@@ -65,13 +65,23 @@ fn is_json(req: &Request) -> bool {
         .unwrap_or(false)
 }
 
-/// The whole body, within the configured limit (413 beyond it).
+/// How long a request's body may take to arrive once its handler reads it. The connection's
+/// header and idle timeouts do not run while a request is served, so without this a client
+/// sending its body a byte a minute held a connection (and a slot under the cap) for ever.
+pub const BODY_READ_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// The whole body, within the configured limit (413 beyond it) and [`BODY_READ_TIMEOUT`] (408).
 async fn body_bytes<S: Send + Sync>(req: Request, state: &S) -> Result<Bytes, ApiError> {
     let limit = req
         .extensions()
         .get::<BodyLimit>()
         .map_or(usize::MAX, |l| l.0);
-    Bytes::from_request(req, state).await.map_err(|rejection| {
+    let read = tokio::time::timeout(BODY_READ_TIMEOUT, Bytes::from_request(req, state))
+        .await
+        .map_err(|_| ApiError::BodyTimeout {
+            seconds: BODY_READ_TIMEOUT.as_secs(),
+        })?;
+    read.map_err(|rejection| {
         if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
             ApiError::PayloadTooLarge { limit }
         } else {

@@ -29,6 +29,8 @@ pub enum ApiError {
     UnsupportedMediaType,
     #[error("the request body is larger than the {limit}-byte limit")]
     PayloadTooLarge { limit: usize },
+    #[error("the request body did not arrive within {seconds} seconds")]
+    BodyTimeout { seconds: u64 },
     #[error("{0}")]
     Unauthorized(&'static str),
     #[error("{0}")]
@@ -146,6 +148,12 @@ impl ApiError {
                 S::PAYLOAD_TOO_LARGE,
                 "payload-too-large",
                 "Payload too large",
+                None,
+            ),
+            Self::BodyTimeout { .. } => (
+                S::REQUEST_TIMEOUT,
+                "request-timeout",
+                "Request timeout",
                 None,
             ),
             Self::Unauthorized(_) => (S::UNAUTHORIZED, "unauthorized", "Unauthorized", None),

@@ -349,3 +349,53 @@ async fn on_shutdown_idle_connections_close_at_once_and_a_request_in_flight_is_a
             .is_err()
     );
 }
+
+/// A body sent a trickle at a time once its headers are in: no connection timeout runs while a
+/// request is served, so the handler's read of the body has a deadline of its own
+/// (`BODY_READ_TIMEOUT`, 30 s). Slow by nature; other tests run beside it.
+#[tokio::test]
+async fn a_body_that_does_not_arrive_in_time_gets_408_and_the_connection_closes() {
+    let app = app(Options::default()).await;
+    let before = app.snapshot().await;
+    let mut stream = connect(&app).await;
+    let head = format!(
+        "POST /v1/projects HTTP/1.1\r\nHost: herald\r\nAuthorization: Bearer {}\r\n\
+         Content-Type: application/json\r\nContent-Length: 100\r\n\r\n{{\"name\"",
+        app.admin
+    );
+    stream.write_all(head.as_bytes()).await.unwrap();
+    let started = Instant::now();
+    // A byte every few seconds, never the whole body: the header and idle timeouts do not
+    // apply, and the answer comes when the body's deadline passes.
+    let answer = loop {
+        assert!(
+            started.elapsed() < Duration::from_secs(45),
+            "no answer after 45 s"
+        );
+        let mut peek = [0u8; 1];
+        match tokio::time::timeout(Duration::from_secs(3), stream.peek(&mut peek)).await {
+            Ok(Ok(n)) if n > 0 => break read_response(&mut stream).await,
+            Ok(Ok(_)) => panic!("closed without an answer"),
+            Ok(Err(e)) => panic!("{e}"),
+            Err(_) => {
+                let _ = stream.write_all(b" ").await;
+            }
+        }
+    };
+    let (head, body) = answer;
+    let waited = started.elapsed();
+    assert!(head.starts_with("http/1.1 408"), "{head}");
+    assert!(head.contains("connection: close"), "{head}");
+    assert!(head.contains("application/problem+json"), "{head}");
+    let problem: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(problem["type"], "/problems/request-timeout");
+    assert!(
+        waited >= Duration::from_secs(29) && waited < Duration::from_secs(40),
+        "{waited:?}"
+    );
+    assert_eq!(
+        wait_for_end(&mut stream, Duration::from_secs(5)).await,
+        End::Eof
+    );
+    assert_eq!(app.snapshot().await, before, "nothing was made");
+}
