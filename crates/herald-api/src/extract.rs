@@ -113,44 +113,102 @@ pub struct BodyLimit(pub usize);
 ///
 /// A number with a zero fraction (`30.0`) is an integer to JSON Schema, and so to the OpenAPI
 /// document and the clients made from it, but serde refuses it where it expects one. When the
-/// parse fails on such a number, the body is parsed again with every integral float read as an
-/// integer (only then: the common path parses once).
+/// parse fails on such a number, that number — only the one serde refused, where it wanted an
+/// integer, so `2.0` in free-form data such as `custom_data` stays `2.0` — is read as an
+/// integer and the parse tried again (only then: the common path parses once).
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     match parse_json_once(bytes) {
-        Err(ApiError::Invalid(e)) if e.message.starts_with("invalid type: floating point") => {
+        Err(ApiError::Invalid(refused)) if is_float_refusal(&refused.message) => {
             let Ok(mut value) = serde_json::from_slice::<serde_json::Value>(bytes) else {
-                return Err(e.into());
+                return Err(refused.into());
             };
-            integral_floats_as_integers(&mut value);
-            let refused = e;
-            serde_path_to_error::deserialize(value).map_err(|e| {
-                let path = e.path().to_string();
-                let message = e.into_inner().to_string();
-                if message.starts_with("invalid type: floating point") {
-                    return refused.clone().into();
+            // One rewrite per refused number; a body has finitely many, and this bound keeps a
+            // hostile one from looping long.
+            for _ in 0..MAX_INTEGRAL_REWRITES {
+                match serde_path_to_error::deserialize::<_, T>(value.clone()) {
+                    Ok(parsed) => return Ok(parsed),
+                    Err(e) => {
+                        let message = e.inner().to_string();
+                        let Some(steps) = refused_float_at(e.path(), &message) else {
+                            return Err(invalid_at(&e.path().to_string(), &message).into());
+                        };
+                        if !integral_float_as_integer(&mut value, &steps) {
+                            return Err(refused.into());
+                        }
+                    }
                 }
-                invalid_at(&path, &message).into()
-            })
+            }
+            Err(refused.into())
         }
         other => other,
     }
 }
 
-/// Rewrites `1.0` as `1`, through arrays and objects.
-fn integral_floats_as_integers(value: &mut serde_json::Value) {
-    use serde_json::Value;
-    match value {
-        Value::Number(n) if n.is_f64() => {
-            let f = n.as_f64().unwrap_or(f64::NAN);
-            // Within ±2^53 every integer is exact as an f64.
-            if f.fract() == 0.0 && f.abs() <= 9_007_199_254_740_992.0 {
-                *value = Value::from(f as i64);
+/// Integral floats rewritten, at most, when a body is read again (see [`parse_json`]).
+const MAX_INTEGRAL_REWRITES: usize = 64;
+
+fn is_float_refusal(message: &str) -> bool {
+    message.starts_with("invalid type: floating point")
+}
+
+/// One step of the way to a value in a JSON document.
+enum Step {
+    Key(String),
+    Index(usize),
+}
+
+/// Where the float serde refused as an integer is, when that is what `message` says: `path`,
+/// then the paths [`object_or_null`] put in front of an error from inside an object
+/// (`inside `schedule_seconds[0]`: invalid type: floating point …`).
+fn refused_float_at(path: &serde_path_to_error::Path, message: &str) -> Option<Vec<Step>> {
+    use serde_path_to_error::Segment;
+    let mut steps = path
+        .iter()
+        .map(|segment| match segment {
+            Segment::Seq { index } => Some(Step::Index(*index)),
+            Segment::Map { key } => Some(Step::Key(key.clone())),
+            Segment::Enum { .. } | Segment::Unknown => None,
+        })
+        .collect::<Option<Vec<_>>>()?;
+    let mut rest = message;
+    while let Some(nested) = rest.strip_prefix(NESTED) {
+        let (inner, after) = nested.split_once("`: ")?;
+        for part in inner.split('.').filter(|p| !p.is_empty()) {
+            let (key, indexes) = part.split_once('[').unwrap_or((part, ""));
+            if !key.is_empty() {
+                steps.push(Step::Key(key.to_owned()));
+            }
+            for index in indexes.split('[').filter(|i| !i.is_empty()) {
+                steps.push(Step::Index(index.trim_end_matches(']').parse().ok()?));
             }
         }
-        Value::Array(items) => items.iter_mut().for_each(integral_floats_as_integers),
-        Value::Object(map) => map.values_mut().for_each(integral_floats_as_integers),
-        _ => {}
+        rest = after;
     }
+    is_float_refusal(rest).then_some(steps)
+}
+
+/// Rewrites the number at `steps` from `1.0` to `1`, if it is an integral float within ±2^53
+/// (where every integer is exact as an f64); says whether it did.
+fn integral_float_as_integer(value: &mut serde_json::Value, steps: &[Step]) -> bool {
+    let mut at = value;
+    for step in steps {
+        let next = match step {
+            Step::Index(index) => at.get_mut(*index),
+            Step::Key(key) => at.get_mut(key.as_str()),
+        };
+        match next {
+            Some(next) => at = next,
+            None => return false,
+        }
+    }
+    let Some(f) = at.as_f64().filter(|_| at.is_f64()) else {
+        return false;
+    };
+    if f.fract() != 0.0 || f.abs() > 9_007_199_254_740_992.0 {
+        return false;
+    }
+    *at = serde_json::Value::from(f as i64);
+    true
 }
 
 /// The top-level body must be an object: serde would also read a struct from a JSON array of

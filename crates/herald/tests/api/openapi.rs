@@ -216,6 +216,19 @@ async fn inputs_the_document_allows_or_refuses_are_answered_so() {
         created["retry_policy"]["schedule_seconds"],
         serde_json::json!([5, 60])
     );
+    // Only the numbers read as integers are rewritten: free-form data keeps its `2.0`.
+    let hook = app
+        .post(
+            "/v1/webhooks",
+            &app.admin,
+            serde_json::json!({"project": "floats", "name": "h", "url": "https://example.com/h",
+                "timeout_seconds": 30.0, "custom_data": {"ratio": 2.0, "n": [1.0]}}),
+        )
+        .await;
+    let hook = hook.ok(201);
+    assert_eq!(hook["timeout_seconds"], 30);
+    assert_eq!(hook["custom_data"]["ratio"].to_string(), "2.0", "{hook:#}");
+    assert_eq!(hook["custom_data"]["n"][0].to_string(), "1.0", "{hook:#}");
     let before = app.snapshot().await;
     // Not an integer, still refused, naming the field.
     app.post(
