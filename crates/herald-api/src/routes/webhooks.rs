@@ -804,6 +804,20 @@ async fn set_status(
 ) -> Result<Json<WebhookView>, ApiError> {
     let mut webhook = load(state, caller, id, Action::ManageWebhooks).await?;
     let seen = webhook.updated_at;
+    if webhook.status == WebhookStatus::Pending {
+        // A pending webhook receives nothing until a validation succeeds. Enabling it would
+        // skip that; pausing it would make it collect held deliveries that an enable later
+        // sends to a receiver that never answered a validation.
+        return Err(ApiError::StateConflict {
+            kind: "not-validated",
+            title: "Not validated yet",
+            detail: "this webhook is pending: it becomes active once its validation event \
+                     succeeds (POST /v1/webhooks/{id}/validate), and cannot be enabled or \
+                     disabled before"
+                .into(),
+            field: None,
+        });
+    }
     if webhook.status != status {
         webhook.status = status;
         webhook.status_reason = Some(format!("{verb} by {}", caller.0.key_id));

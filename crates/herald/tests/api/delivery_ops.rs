@@ -198,6 +198,24 @@ async fn only_a_2xx_to_the_validation_event_activates_a_pending_webhook(app: Tes
         .await;
     assert_eq!(data(deliveries.ok(200)).len(), 0);
 
+    // Enabling (or pausing) it is no way round its validation: a webhook that never answered
+    // one would get what it held, or what comes, without it.
+    let before = app.snapshot().await;
+    for verb in ["enable", "disable"] {
+        let refused = post_empty(&app, &format!("{path}/{verb}"), &app.admin).await;
+        let problem = refused.problem(409, None);
+        assert_eq!(problem["type"], "/problems/not-validated", "{problem:#}");
+        assert!(
+            problem["detail"].as_str().unwrap().contains("/validate"),
+            "{problem:#}"
+        );
+    }
+    assert_eq!(
+        app.snapshot().await,
+        before,
+        "still pending, nothing changed"
+    );
+
     // A validation the receiver refuses leaves it pending.
     receiver.script([Reply::status(500)]);
     let validate = format!("/v1/webhooks/{hook}/validate");
