@@ -47,14 +47,40 @@ pub enum AfterFailure {
 /// this stays growing.
 pub const JITTER_PERCENT: u64 = 20;
 
+/// What a receiver's `Retry-After` does to the scheduled wait.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RetryAfter {
+    /// It replaces the scheduled delay, sooner or later (a policy the webhook, its project or
+    /// the server set: the receiver knows when it will be back).
+    Replaces,
+    /// It may only lengthen it: the schedule is the platform's floor (a preset's own policy —
+    /// CloudBlue's "not less than 5 min").
+    Lengthens,
+}
+
+impl RetryAfter {
+    /// The rule for a webhook with this policy of its own and this preset: a preset's policy,
+    /// when it is the one that applies, is a floor.
+    pub fn for_webhook(own: Option<&RetryPolicy>, preset: Option<crate::shape::Preset>) -> Self {
+        let preset_policy = preset.and_then(crate::shape::Preset::default_retry_policy);
+        if own.is_none() && preset_policy.is_some() {
+            Self::Lengthens
+        } else {
+            Self::Replaces
+        }
+    }
+}
+
 /// The decision after a failed attempt. `unit_random` is a number in [0, 1) (the caller's
 /// randomness, so tests can pin it); `retry_after` is the receiver's `Retry-After`, already
-/// clamped by the caller, which replaces the scheduled delay.
+/// clamped by the caller, which replaces the scheduled delay or only lengthens it, as `rule`
+/// says.
 pub fn after_failure(
     policy: &RetryPolicy,
     attempt: u32,
     unit_random: f64,
     retry_after: Option<Duration>,
+    rule: RetryAfter,
 ) -> AfterFailure {
     let Some(&base) = policy
         .schedule_seconds
@@ -62,13 +88,15 @@ pub fn after_failure(
     else {
         return AfterFailure::GiveUp;
     };
-    if let Some(wait) = retry_after {
-        return AfterFailure::RetryIn(wait);
-    }
     let base_ms = u64::from(base) * 1000;
     let spread = base_ms * JITTER_PERCENT / 100;
-    let ms = base_ms + (unit_random.clamp(0.0, 1.0) * spread as f64) as u64;
-    AfterFailure::RetryIn(Duration::from_millis(ms))
+    let scheduled =
+        Duration::from_millis(base_ms + (unit_random.clamp(0.0, 1.0) * spread as f64) as u64);
+    AfterFailure::RetryIn(match (retry_after, rule) {
+        (Some(wait), RetryAfter::Replaces) => wait,
+        (Some(wait), RetryAfter::Lengthens) => wait.max(scheduled),
+        (None, _) => scheduled,
+    })
 }
 
 /// Parses a `Retry-After` value: delay seconds, or an HTTP date relative to `now_unix`.
@@ -101,21 +129,24 @@ mod tests {
     fn the_schedule_is_followed_with_bounded_jitter_then_gives_up() {
         let p = policy(vec![10, 60]);
         assert_eq!(
-            after_failure(&p, 1, 0.5, None),
+            after_failure(&p, 1, 0.5, None, RetryAfter::Replaces),
             AfterFailure::RetryIn(Duration::from_secs(11))
         );
         assert_eq!(
-            after_failure(&p, 1, 0.0, None),
+            after_failure(&p, 1, 0.0, None, RetryAfter::Replaces),
             AfterFailure::RetryIn(Duration::from_secs(10)),
             "never sooner than the schedule says"
         );
         assert_eq!(
-            after_failure(&p, 2, 0.999_999, None),
+            after_failure(&p, 2, 0.999_999, None, RetryAfter::Replaces),
             AfterFailure::RetryIn(Duration::from_millis(71_999))
         );
-        assert_eq!(after_failure(&p, 3, 0.5, None), AfterFailure::GiveUp);
         assert_eq!(
-            after_failure(&policy(vec![]), 1, 0.5, None),
+            after_failure(&p, 3, 0.5, None, RetryAfter::Replaces),
+            AfterFailure::GiveUp
+        );
+        assert_eq!(
+            after_failure(&policy(vec![]), 1, 0.5, None, RetryAfter::Replaces),
             AfterFailure::GiveUp
         );
     }
@@ -125,10 +156,13 @@ mod tests {
         let p = policy(vec![10]);
         let wait = Some(Duration::from_secs(120));
         assert_eq!(
-            after_failure(&p, 1, 0.5, wait),
+            after_failure(&p, 1, 0.5, wait, RetryAfter::Replaces),
             AfterFailure::RetryIn(Duration::from_secs(120))
         );
-        assert_eq!(after_failure(&p, 2, 0.5, wait), AfterFailure::GiveUp);
+        assert_eq!(
+            after_failure(&p, 2, 0.5, wait, RetryAfter::Replaces),
+            AfterFailure::GiveUp
+        );
     }
 
     #[test]
@@ -139,10 +173,14 @@ mod tests {
         let mut previous = Duration::ZERO;
         for attempt in 1..=connect.schedule_seconds.len() as u32 {
             // The shortest and the longest wait the jitter allows.
-            let AfterFailure::RetryIn(least) = after_failure(&connect, attempt, 0.0, None) else {
+            let AfterFailure::RetryIn(least) =
+                after_failure(&connect, attempt, 0.0, None, RetryAfter::Replaces)
+            else {
                 panic!("gave up after {attempt}")
             };
-            let AfterFailure::RetryIn(most) = after_failure(&connect, attempt, 1.0, None) else {
+            let AfterFailure::RetryIn(most) =
+                after_failure(&connect, attempt, 1.0, None, RetryAfter::Replaces)
+            else {
                 panic!("gave up after {attempt}")
             };
             assert!(
@@ -156,6 +194,19 @@ mod tests {
             previous = most;
         }
         assert_eq!(connect.out_of_order_after_failures, Some(1));
+        // A receiver's Retry-After may lengthen the wait, never shorten it below 5 minutes.
+        let rule = RetryAfter::for_webhook(None, Some(Preset::Connect));
+        assert_eq!(rule, RetryAfter::Lengthens);
+        let soon = Some(Duration::from_secs(1));
+        assert_eq!(
+            after_failure(&connect, 1, 0.0, soon, rule),
+            AfterFailure::RetryIn(Duration::from_secs(300))
+        );
+        let late = Some(Duration::from_secs(3600));
+        assert_eq!(
+            after_failure(&connect, 1, 0.0, late, rule),
+            AfterFailure::RetryIn(Duration::from_secs(3600))
+        );
         // A policy of the webhook's own wins; the project's does not replace the preset's.
         let own = RetryPolicy {
             schedule_seconds: vec![5],
@@ -165,6 +216,15 @@ mod tests {
         assert_eq!(
             effective(Some(&own), Some(Preset::Connect), None, &server),
             own
+        );
+        assert_eq!(
+            RetryAfter::for_webhook(Some(&own), Some(Preset::Connect)),
+            RetryAfter::Replaces,
+            "a policy of the webhook's own lets the receiver ask for sooner"
+        );
+        assert_eq!(
+            RetryAfter::for_webhook(None, Some(Preset::Standard)),
+            RetryAfter::Replaces
         );
         assert_eq!(
             effective(None, Some(Preset::Connect), Some(&own), &server),

@@ -190,11 +190,13 @@ pub(crate) fn decide(
             core.config.max_retry_after,
         )
     });
+    let webhook = &entry.webhook;
     match retry::after_failure(
         policy,
         base.attempt.number,
         rand::random::<f64>(),
         retry_after,
+        retry::RetryAfter::for_webhook(webhook.retry_policy.as_ref(), webhook.shape.preset),
     ) {
         AfterFailure::RetryIn(delay) => AttemptRecord {
             delivery_status: DeliveryStatus::Retrying,
