@@ -91,12 +91,14 @@ impl From<herald_delivery::EngineError> for ApiError {
 
 impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
-        match e {
+        // A failed group commit hands every waiter the same error, shared: it is answered
+        // (and logged) as what it is underneath.
+        match *e.underlying() {
             StoreError::NotFound { entity } => Self::NotFound { entity },
             StoreError::Conflict { entity, field } => Self::Conflict { entity, field },
             StoreError::Changed { entity } => Self::Changed { entity },
             StoreError::LastAdminKey => Self::LastAdminKey,
-            other => Self::Internal(Box::new(other)),
+            _ => Self::Internal(Box::new(e)),
         }
     }
 }
@@ -249,5 +251,38 @@ pub async fn no_route(method: axum::http::Method, uri: axum::http::Uri) -> ApiEr
 pub async fn method_not_allowed(method: axum::http::Method) -> ApiError {
     ApiError::MethodNotAllowed {
         method: method.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+
+    #[test]
+    fn a_shared_store_error_is_answered_as_what_it_is_underneath() {
+        let changed = StoreError::Shared(Arc::new(StoreError::Changed { entity: "webhook" }));
+        assert!(matches!(
+            ApiError::from(changed),
+            ApiError::Changed { entity: "webhook" }
+        ));
+        // Any other failure stays what it was through the sharing: the log shows its cause,
+        // not "corrupt data".
+        let lost = StoreError::Shared(Arc::new(StoreError::InUse {
+            path: "/var/lib/herald".into(),
+        }));
+        let ApiError::Internal(cause) = ApiError::from(lost) else {
+            panic!("an internal error")
+        };
+        let mut chain = cause.to_string();
+        let mut source = cause.source();
+        while let Some(s) = source {
+            chain.push_str(": ");
+            chain.push_str(&s.to_string());
+            source = s.source();
+        }
+        assert!(chain.contains("another Herald process"), "{chain}");
+        assert!(!chain.contains("could not be read back"), "{chain}");
     }
 }

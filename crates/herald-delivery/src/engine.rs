@@ -352,7 +352,7 @@ pub struct Engine {
 
 impl Engine {
     pub async fn start(store: Arc<dyn Store>, config: EngineConfig) -> Result<Self, EngineError> {
-        let freed = if store.backend() == "sqlite" {
+        let freed = if store.owned_by_one_process() {
             store.release_all_leases().await?
         } else if config.node_id_is_stable {
             store.release_leases_of(&config.node_id).await?

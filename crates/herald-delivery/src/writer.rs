@@ -214,26 +214,21 @@ fn rejoin(
         .collect()
 }
 
-/// A lone op that could not be committed: its waiter hears why. A record that is lost this way
+/// A lone op that could not be committed: its waiter hears why, as the store said it (a lost
+/// connection stays a lost connection, not "corrupt data"). A record that is lost this way
 /// leaves its delivery leased; the lease expires and the delivery is tried again.
 fn fail(ops: Vec<Op>, error: StoreError) {
     tracing::error!(error = %error, "a write could not be committed");
-    let message = error.to_string();
+    let error = Arc::new(error);
     for op in ops {
         match op {
             Op::Publish { reply, .. } => {
-                let _ = reply.send(Err(StoreError::Corrupt {
-                    what: "publish",
-                    source: message.clone().into(),
-                }));
+                let _ = reply.send(Err(StoreError::Shared(error.clone())));
             }
             Op::Record {
                 reply: Some(reply), ..
             } => {
-                let _ = reply.send(Err(StoreError::Corrupt {
-                    what: "attempt",
-                    source: message.clone().into(),
-                }));
+                let _ = reply.send(Err(StoreError::Shared(error.clone())));
             }
             Op::Record { reply: None, .. } | Op::Stop(_) => {}
         }

@@ -42,6 +42,28 @@ pub mod sqlite;
 #[cfg(feature = "testing")]
 pub mod testing;
 
+/// The database behind a store.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+impl Backend {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Sqlite => "sqlite",
+            Self::Postgres => "postgres",
+        }
+    }
+}
+
+impl fmt::Display for Backend {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// What the store reports that callers branch on. Database failures keep their cause.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -68,6 +90,20 @@ pub enum StoreError {
     Database(#[from] sqlx::Error),
     #[error("database migration failed")]
     Migrate(#[from] sqlx::migrate::MigrateError),
+    /// One failure reported to several waiters (every write of a group commit that failed):
+    /// each gets the same error, cause and all.
+    #[error(transparent)]
+    Shared(Arc<StoreError>),
+}
+
+impl StoreError {
+    /// The error itself, through any [`StoreError::Shared`] wrapping it.
+    pub fn underlying(&self) -> &StoreError {
+        match self {
+            Self::Shared(inner) => inner.underlying(),
+            other => other,
+        }
+    }
 }
 
 pub type StoreResult<T> = Result<T, StoreError>;
@@ -263,8 +299,14 @@ pub enum AttemptQuery {
 
 #[async_trait]
 pub trait Store: Send + Sync + fmt::Debug {
-    /// `"sqlite"` or `"postgres"`.
-    fn backend(&self) -> &'static str;
+    /// Which database this is.
+    fn backend(&self) -> Backend;
+
+    /// Whether one process owns the store (SQLite: its lock file), so any lease found at start
+    /// was left by a process that died and can be freed at once.
+    fn owned_by_one_process(&self) -> bool {
+        self.backend() == Backend::Sqlite
+    }
 
     /// Whether the group-commit writer should run on a thread of its own. True for SQLite:
     /// its connection already lives on a thread, each commit is a few round trips to it, and on

@@ -8,7 +8,7 @@ use sqlx::postgres::PgPoolOptions;
 
 type Db = sqlx::Postgres;
 type ThisStore = PostgresStore;
-const BACKEND: &str = "postgres";
+const BACKEND: crate::Backend = crate::Backend::Postgres;
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
 

@@ -414,7 +414,7 @@ impl ThisStore {
 
 #[async_trait]
 impl Store for ThisStore {
-    fn backend(&self) -> &'static str {
+    fn backend(&self) -> crate::Backend {
         BACKEND
     }
 

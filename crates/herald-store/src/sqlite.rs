@@ -28,7 +28,7 @@ use tokio::sync::{MappedMutexGuard, Mutex, MutexGuard};
 
 type Db = sqlx::Sqlite;
 type ThisStore = SqliteStore;
-const BACKEND: &str = "sqlite";
+const BACKEND: crate::Backend = crate::Backend::Sqlite;
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
 

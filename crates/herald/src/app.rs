@@ -94,7 +94,7 @@ impl App {
                 rotation_grace: config.rotation_grace()?,
             }),
         };
-        tracing::info!(%address, store = store.backend(), node = engine.node_id(), "Herald is ready");
+        tracing::info!(%address, store = %store.backend(), node = engine.node_id(), "Herald is ready");
         Ok(Self {
             listener,
             store,
