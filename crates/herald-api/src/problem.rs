@@ -212,16 +212,22 @@ impl ApiError {
     }
 }
 
+/// An error and every cause under it, as one line: `outer: inner: innermost`.
+fn cause_chain(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut chain = error.to_string();
+    let mut source = error.source();
+    while let Some(s) = source {
+        chain.push_str(": ");
+        chain.push_str(&s.to_string());
+        source = s.source();
+    }
+    chain
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         if let Self::Internal(cause) = &self {
-            let mut chain = cause.to_string();
-            let mut source = cause.source();
-            while let Some(s) = source {
-                chain.push_str(": ");
-                chain.push_str(&s.to_string());
-                source = s.source();
-            }
+            let chain = cause_chain(cause.as_ref());
             tracing::error!(error = %chain, "internal error while handling a request");
         }
         let problem = self.problem();
@@ -275,13 +281,7 @@ mod tests {
         let ApiError::Internal(cause) = ApiError::from(lost) else {
             panic!("an internal error")
         };
-        let mut chain = cause.to_string();
-        let mut source = cause.source();
-        while let Some(s) = source {
-            chain.push_str(": ");
-            chain.push_str(&s.to_string());
-            source = s.source();
-        }
+        let chain = cause_chain(cause.as_ref());
         assert!(chain.contains("another Herald process"), "{chain}");
         assert!(!chain.contains("could not be read back"), "{chain}");
     }
