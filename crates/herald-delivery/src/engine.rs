@@ -127,6 +127,8 @@ pub(crate) struct Core {
     pub runtime: tokio::runtime::Handle,
     /// The account-level secret as last read, and when.
     pub account_secret: std::sync::Mutex<(Option<SigningSecret>, std::time::Instant)>,
+    /// Where sends may go (the operator's allowed networks).
+    pub destinations: Arc<DestinationPolicy>,
     /// Bumped by every rotation through this node: a read of the store begun before a rotation
     /// must not put the replaced secret back.
     pub account_rotations: std::sync::atomic::AtomicU64,
@@ -366,10 +368,13 @@ impl Engine {
             );
         }
         let system_project = ensure_system_project(store.as_ref(), &config.system_project).await?;
+        // One policy for where sends may go: the client checks every address it connects to,
+        // and the API asks it of a webhook's URL when it is saved.
+        let destinations = Arc::new(DestinationPolicy {
+            allowed: config.allowed_networks.clone(),
+        });
         let sender = Sender::new(
-            DestinationPolicy {
-                allowed: config.allowed_networks.clone(),
-            },
+            destinations.clone(),
             config.allow_http,
             // Many webhooks often share one receiver host; every send in flight may come back
             // to the pool, so it keeps as many idle connections as can be in flight — and,
@@ -399,6 +404,7 @@ impl Engine {
                 std::time::Instant::now(),
             )),
             account_rotations: std::sync::atomic::AtomicU64::new(0),
+            destinations,
             config,
         });
         let mut tasks = vec![tokio::spawn(crate::pruner::run(core.clone()))];
@@ -612,10 +618,7 @@ impl Engine {
     /// guard refuses (private, loopback, link-local, metadata…): such a webhook could never be
     /// delivered. Names are judged when sending, by the addresses they resolve to then.
     pub fn refused_destination(&self, url: &url::Url) -> Option<crate::guard::Refused> {
-        let policy = DestinationPolicy {
-            allowed: self.core.config.allowed_networks.clone(),
-        };
-        crate::guard::check_literal(&policy, &url.host()?).err()
+        crate::guard::check_literal(&self.core.destinations, &url.host()?).err()
     }
 
     /// Looks for due work now rather than at the next poll (after a replay, say).

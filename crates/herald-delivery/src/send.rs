@@ -48,13 +48,13 @@ pub struct Sender {
 
 impl Sender {
     pub fn new(
-        policy: DestinationPolicy,
+        policy: Arc<DestinationPolicy>,
         allow_http: bool,
         max_idle_per_host: usize,
         max_idle_total: usize,
     ) -> Result<Self, rustls::Error> {
         Ok(Self {
-            client: Client::new(Arc::new(policy), max_idle_per_host, max_idle_total)?,
+            client: Client::new(policy, max_idle_per_host, max_idle_total)?,
             allow_http,
         })
     }

@@ -284,13 +284,7 @@ async fn webhooks(store: &dyn Store) {
     assert_eq!(listed.items, vec![disabled.clone()]);
 
     // A disabled webhook is still subscribed: its deliveries are made, and held.
-    let subscribed: Vec<WebhookId> = store
-        .subscribed_webhooks(&p.id)
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|w| w.id)
-        .collect();
+    let subscribed = subscribed_ids(store, &p.id).await;
     assert_eq!(
         subscribed,
         vec![envs.id.clone(), all.id.clone(), files.id.clone()]
@@ -1209,6 +1203,17 @@ async fn account_secret(store: &dyn Store) {
     assert_eq!(read, rotated);
 }
 
+/// The ids of a project's subscribed webhooks, in the store's order.
+async fn subscribed_ids(store: &dyn Store, project: &ProjectId) -> Vec<WebhookId> {
+    store
+        .subscribed_webhooks(project)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|w| w.id)
+        .collect()
+}
+
 /// The whole story, in order, on one store.
 async fn store_story(store: Arc<dyn Store>) {
     account_secret(store.as_ref()).await;
@@ -1243,13 +1248,7 @@ async fn held_deliveries(store: &dyn Store) {
     for w in [&paused, &broken, &live, &waiting] {
         store.create_webhook(w).await.unwrap();
     }
-    let subscribed: Vec<WebhookId> = store
-        .subscribed_webhooks(&p.id)
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|w| w.id)
-        .collect();
+    let subscribed = subscribed_ids(store, &p.id).await;
     assert_eq!(
         subscribed,
         vec![paused.id.clone(), broken.id.clone(), live.id.clone()],

@@ -106,20 +106,7 @@ fn serve(dir: &std::path::Path, port: u16) -> std::process::Child {
 /// returns what it printed and whether it exited successfully.
 fn serve_then_signal(dir: &std::path::Path, signal: &str) -> (String, bool) {
     let port = free_port();
-    let mut child = herald()
-        .args([
-            "serve",
-            "--listen",
-            &format!("127.0.0.1:{port}"),
-            "--data-dir",
-        ])
-        .arg(dir)
-        .env_remove("HERALD_ADMIN_KEY")
-        .env("HERALD_LOG", "error")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut child = serve(dir, port);
     let started = Instant::now();
     while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
         assert!(
