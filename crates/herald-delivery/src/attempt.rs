@@ -16,21 +16,16 @@ use herald_core::time;
 use herald_core::webhook::WebhookStatus;
 use herald_store::{AttemptRecord, OutOfOrderRule, StatusChange};
 
-use crate::cache::WebhookEntry;
 use crate::dispatcher::Job;
-use crate::engine::Core;
 use crate::request::{Try, prepare_outbound};
 use crate::send::Outcome;
+use crate::shared::{Core, WebhookEntry};
 
 /// Runs a scheduled attempt from a lane.
 /// Sends one leased delivery and queues its record; says whether the receiver took it.
 pub(crate) async fn run(core: &Arc<Core>, job: Job) -> bool {
     let webhook_id = job.delivery.webhook_id.clone();
-    let entry = match core
-        .cache
-        .get(core.store.as_ref(), &core.config.default_retry, &webhook_id)
-        .await
-    {
+    let entry = match core.webhook(&webhook_id).await {
         Ok(Some(entry)) if entry.webhook.status == WebhookStatus::Active => entry,
         Ok(_) => {
             // Deleted, disabled or out of order since it was queued: the delivery is held (or
@@ -132,8 +127,10 @@ pub(crate) async fn try_once(
             last.1 = Some(started_at);
         }
     }
+    let id = AttemptId::new();
+    tracing::Span::current().record("attempt_id", tracing::field::display(&id));
     let attempt = Attempt {
-        id: AttemptId::new(),
+        id,
         delivery_id: job.delivery.id.clone(),
         webhook_id: webhook.id.clone(),
         project_id: webhook.project_id.clone(),
@@ -226,5 +223,34 @@ pub(crate) fn gone(node: &str) -> StatusChange {
         ],
         to: WebhookStatus::Disabled,
         reason: format!("disabled by Herald ({node}): the target answered 410 Gone"),
+    }
+}
+
+/// Lanes run their jobs here.
+impl crate::dispatcher::Runner for Core {
+    fn dispatcher(&self) -> &crate::dispatcher::Dispatcher {
+        &self.dispatcher
+    }
+
+    fn run(self: &Arc<Self>, job: Job) -> impl Future<Output = bool> + Send {
+        use tracing::Instrument as _;
+        // One attempt's story: every line logged while it is prepared, sent and recorded
+        // carries these ids.
+        let span = tracing::info_span!(
+            "attempt",
+            webhook_id = %job.delivery.webhook_id,
+            delivery_id = %job.delivery.id,
+            number = job.delivery.attempts + 1,
+            attempt_id = tracing::field::Empty,
+        );
+        run(self, job).instrument(span)
+    }
+
+    fn refill(&self) {
+        self.wake.notify_one();
+    }
+
+    fn release(&self, deliveries: Vec<herald_core::id::DeliveryId>) {
+        self.release_later(deliveries);
     }
 }

@@ -14,8 +14,20 @@ use herald_core::time::Timestamp;
 use tokio::sync::Semaphore;
 use tokio_util::task::TaskTracker;
 
-use crate::engine::Core;
 use crate::request::Outbound;
+
+/// What runs the jobs a dispatcher hands out (the engine's shared state): the dispatcher keeps
+/// the lanes and their limits, and knows nothing of sending or the store.
+pub(crate) trait Runner: Send + Sync + 'static {
+    /// The dispatcher whose lanes this runner's jobs come from.
+    fn dispatcher(&self) -> &Dispatcher;
+    /// Sends one job and records it; says whether the receiver took it.
+    fn run(self: &Arc<Self>, job: Job) -> impl Future<Output = bool> + Send;
+    /// A lane that spilled deliveries to the store has drained to half: fetch them.
+    fn refill(&self);
+    /// Gives back the leases of jobs that will not run here.
+    fn release(&self, deliveries: Vec<DeliveryId>);
+}
 
 /// A leased delivery, ready to send.
 #[derive(Clone, Debug)]
@@ -149,7 +161,12 @@ impl Dispatcher {
 
     /// Queues leased jobs in their lanes, in the room their reservations held, and starts lane
     /// workers where a lane has a free slot.
-    pub fn submit(&self, core: &Arc<Core>, jobs: Vec<Job>, reservations: Vec<Reservation>) {
+    pub fn submit<R: Runner>(
+        &self,
+        runner: &Arc<R>,
+        jobs: Vec<Job>,
+        reservations: Vec<Reservation>,
+    ) {
         let mut start = Vec::new();
         {
             let mut lanes = self.lanes();
@@ -163,7 +180,7 @@ impl Dispatcher {
             if self.stopping.load(Ordering::Acquire) {
                 lanes.retain(|_, lane| !lane.is_idle());
                 drop(lanes);
-                core.release_later(jobs.into_iter().map(|j| j.delivery.id).collect());
+                runner.release(jobs.into_iter().map(|j| j.delivery.id).collect());
                 return;
             }
             for job in jobs {
@@ -177,8 +194,9 @@ impl Dispatcher {
             }
         }
         for webhook in start {
-            let core = core.clone();
-            self.tracker.spawn(async move { work(core, webhook).await });
+            let runner = runner.clone();
+            self.tracker
+                .spawn(async move { work(runner, webhook).await });
         }
     }
 
@@ -232,20 +250,20 @@ impl Dispatcher {
     }
 }
 
-async fn work(core: Arc<Core>, webhook: WebhookId) {
+async fn work<R: Runner>(runner: Arc<R>, webhook: WebhookId) {
     // A webhook that is failing gets its spilled deliveries at the poll interval's pace, not as
     // fast as it can refuse them: a dead endpoint with a million queued must not keep the
     // writer busy with failures while healthy webhooks wait.
     let mut receiving = true;
-    while let Some(job) = core.dispatcher.next(&webhook, || {
+    while let Some(job) = runner.dispatcher().next(&webhook, || {
         if receiving {
-            core.wake.notify_one();
+            runner.refill();
         }
     }) {
-        let Ok(_permit) = core.dispatcher.global.clone().acquire_owned().await else {
+        let Ok(_permit) = runner.dispatcher().global.clone().acquire_owned().await else {
             return;
         };
-        receiving = crate::attempt::run(&core, job).await;
+        receiving = runner.run(job).await;
     }
 }
 

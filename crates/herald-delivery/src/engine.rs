@@ -10,27 +10,28 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use herald_core::attempt::{Attempt, AttemptTrigger};
-use herald_core::delivery::Delivery;
-use herald_core::event::{Event, EventId};
+use herald_core::event::Event;
 use herald_core::event_type::{EventType, EventTypeName};
-use herald_core::id::{DeliveryId, ProjectId, WebhookId};
+use herald_core::id::{ProjectId, WebhookId};
 use herald_core::project::{Project, ProjectName};
 use herald_core::secret::SigningSecret;
-use herald_core::time::{self, Timestamp};
+use herald_core::time;
 use herald_core::webhook::{RetryPolicy, Webhook, WebhookStatus};
-use herald_store::{AttemptRecord, Lease, NewPublish, Published, StatusChange, Store, StoreError};
+use herald_store::{Published, Store, StoreError};
 use ipnet::IpNet;
-use serde_json::{Value, json};
-use tokio::sync::{Notify, mpsc, oneshot};
+use serde_json::Value;
+use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-use crate::cache::WebhookCache;
-use crate::dispatcher::{Dispatcher, Job};
+use crate::cache::Cache;
+use crate::dispatcher::Dispatcher;
+use crate::error::EngineError;
 use crate::guard::DestinationPolicy;
-use crate::request::Outbound;
+use crate::publish::out_of_order_type;
 use crate::send::Sender;
-use crate::writer::Op;
+use crate::shared::{CACHED, Core, SUBSCRIPTIONS_TTL, WEBHOOK_TTL};
+use crate::writes::Writes;
 
 /// The engine's settings.
 #[derive(Clone, Debug)]
@@ -97,254 +98,6 @@ impl Default for EngineConfig {
     }
 }
 
-#[derive(Debug, thiserror::Error)]
-pub enum EngineError {
-    #[error(transparent)]
-    Store(#[from] StoreError),
-    #[error("Herald is shutting down")]
-    ShuttingDown,
-    #[error("could not build the HTTP client: {0}")]
-    Client(#[from] rustls::Error),
-    #[error("could not start the writer thread: {0}")]
-    WriterThread(#[from] std::io::Error),
-}
-
-/// What every task of the engine shares.
-#[derive(Debug)]
-pub(crate) struct Core {
-    pub store: Arc<dyn Store>,
-    pub config: EngineConfig,
-    pub dispatcher: Dispatcher,
-    pub cache: WebhookCache,
-    pub sender: Sender,
-    pub writes: mpsc::Sender<Op>,
-    pub wake: Notify,
-    pub shutdown: CancellationToken,
-    pub system_project: ProjectId,
-    /// Bumped whenever a webhook changes through this node, so caches of webhooks know to reload.
-    pub generation: std::sync::atomic::AtomicU64,
-    /// The runtime sends and API handlers run on (the writer may run on a thread of its own).
-    pub runtime: tokio::runtime::Handle,
-    /// The account-level secret as last read, and when.
-    pub account_secret: std::sync::Mutex<(Option<SigningSecret>, std::time::Instant)>,
-    /// Where sends may go (the operator's allowed networks).
-    pub destinations: Arc<DestinationPolicy>,
-    /// Bumped by every rotation through this node: a read of the store begun before a rotation
-    /// must not put the replaced secret back.
-    pub account_rotations: std::sync::atomic::AtomicU64,
-}
-
-/// How long this node signs with the account-level secret it read before reading it again: an
-/// admin's rotation through another node reaches this one within it (as webhook changes do).
-const ACCOUNT_SECRET_TTL: Duration = Duration::from_secs(2);
-
-impl Core {
-    /// Queues an attempt record for the group commit.
-    pub async fn record(&self, record: AttemptRecord) {
-        if self
-            .writes
-            .send(Op::Record {
-                record,
-                reply: None,
-            })
-            .await
-            .is_err()
-        {
-            tracing::warn!(
-                "the writer has stopped; the lease will expire and the delivery be retried"
-            );
-        }
-    }
-
-    /// The account-level secret to sign with (CloudShare's model), read again from the store
-    /// once the copy in memory is older than [`ACCOUNT_SECRET_TTL`]. Only webhooks whose scheme
-    /// uses it ask.
-    pub async fn account_secret(&self) -> Option<SigningSecret> {
-        let (known, read_at) = self
-            .account_secret
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .clone();
-        if read_at.elapsed() < ACCOUNT_SECRET_TTL {
-            return known;
-        }
-        let rotations = self
-            .account_rotations
-            .load(std::sync::atomic::Ordering::Acquire);
-        match self.store.account_secret(&SigningSecret::generate()).await {
-            Ok(fresh) => {
-                let mut known = self
-                    .account_secret
-                    .lock()
-                    .unwrap_or_else(std::sync::PoisonError::into_inner);
-                if self
-                    .account_rotations
-                    .load(std::sync::atomic::Ordering::Acquire)
-                    != rotations
-                {
-                    // Rotated while this read ran: what it read may be the replaced secret.
-                    return known.0.clone();
-                }
-                *known = (Some(fresh.clone()), std::time::Instant::now());
-                Some(fresh)
-            }
-            Err(e) => {
-                tracing::warn!(error = %e, "could not read the account-level secret again; signing with the one known");
-                known
-            }
-        }
-    }
-
-    fn remember_account_secret(&self, secret: SigningSecret) {
-        *self
-            .account_secret
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner) =
-            (Some(secret), std::time::Instant::now());
-    }
-
-    /// Gives leases back in the background (nothing waits on it; if it fails they expire).
-    pub fn release_later(self: &Core, deliveries: Vec<DeliveryId>) {
-        if deliveries.is_empty() {
-            return;
-        }
-        let store = self.store.clone();
-        let owner = self.config.node_id.clone();
-        tokio::spawn(async move {
-            if let Err(e) = store.release(&owner, &deliveries).await {
-                tracing::warn!(error = %e, "could not give back leases; they will expire");
-            }
-        });
-    }
-
-    /// Long enough for the lane's queue ahead of it and the send itself, with margin.
-    pub fn lease_until(&self, webhook: &Webhook, now: Timestamp) -> Timestamp {
-        let rounds = (self.config.lane_queue / self.config.lane_concurrency.max(1)) as u32 + 2;
-        let span = webhook.timeout.duration() * rounds + Duration::from_secs(30);
-        time::from_millis(
-            now.timestamp_millis() + i64::try_from(span.as_millis()).unwrap_or(i64::MAX / 2),
-        )
-    }
-
-    /// Notes that some webhook changed (status, settings): caches reload.
-    pub fn bump(&self) {
-        self.generation
-            .fetch_add(1, std::sync::atomic::Ordering::AcqRel);
-    }
-
-    /// A webhook went out of order in a commit: stop its lane and tell the system project.
-    pub fn went_out_of_order(self: &Arc<Core>, webhook: WebhookId) {
-        self.bump();
-        self.cache.invalidate(&webhook);
-        let drained = self.dispatcher.drain(&webhook);
-        self.release_later(drained);
-        let core = self.clone();
-        tokio::spawn(async move {
-            let Ok(w) = core.store.webhook(&webhook).await else {
-                return;
-            };
-            tracing::warn!(webhook_id = %w.id, reason = w.status_reason.as_deref().unwrap_or(""), "webhook went out of order");
-            let event = Event {
-                id: EventId::generate(),
-                project_id: core.system_project.clone(),
-                event_type: out_of_order_type(),
-                occurred_at: time::now(),
-                data: json!({
-                    "webhook_id": w.id,
-                    "webhook_name": w.name,
-                    "project_id": w.project_id,
-                    "url": w.url.redacted(),
-                    "reason": w.status_reason,
-                }),
-                actor: None,
-                created_at: time::now(),
-            };
-            if let Err(e) = publish_matching(&core, event).await {
-                tracing::error!(error = %e, "could not publish webhook.out_of_order");
-            }
-        });
-    }
-}
-
-/// The name a webhook's validation event goes out under: its project's choice, else its
-/// preset's (`Webhook Validate` for `event-data`, as the case-management cloud sends it), else
-/// the server's.
-fn validation_event_name(project: &Project, webhook: &Webhook, server: &str) -> EventTypeName {
-    project
-        .settings
-        .validation_event
-        .clone()
-        .or_else(|| {
-            webhook
-                .shape
-                .preset
-                .and_then(|p| p.validation_event())
-                .and_then(|name| EventTypeName::parse(name).ok())
-        })
-        .or_else(|| EventTypeName::parse(server).ok())
-        .unwrap_or_else(out_of_order_type)
-}
-
-fn out_of_order_type() -> EventTypeName {
-    EventTypeName::parse("webhook.out_of_order").unwrap_or_else(|_| unreachable!("a valid name"))
-}
-
-/// Publishes to the event's project, matching its subscribed webhooks (a paused one holds its
-/// delivery).
-async fn publish_matching(core: &Arc<Core>, event: Event) -> Result<Published, EngineError> {
-    let webhooks = core.store.subscribed_webhooks(&event.project_id).await?;
-    let matching: Vec<&Webhook> = webhooks
-        .iter()
-        .filter(|w| w.filter.matches(&event.event_type))
-        .collect();
-    publish(core, event, &matching).await
-}
-
-async fn publish(
-    core: &Arc<Core>,
-    event: Event,
-    webhooks: &[&Webhook],
-) -> Result<Published, EngineError> {
-    let now = event.created_at;
-    let mut deliveries = Vec::with_capacity(webhooks.len());
-    let mut reservations = Vec::new();
-    for webhook in webhooks {
-        let delivery = Delivery::new(
-            event.project_id.clone(),
-            event.id.clone(),
-            webhook.id.clone(),
-            now,
-        );
-        if webhook.status.holds_deliveries() {
-            // Held: committed unleased, it waits in the store (the poller claims only active
-            // webhooks' work) and flows when the webhook is active again. No lane room.
-            deliveries.push((delivery, None));
-            continue;
-        }
-        let reservation = core.dispatcher.reserve(&webhook.id, 1);
-        let lease = (reservation.count() > 0 && !core.shutdown.is_cancelled()).then(|| Lease {
-            owner: core.config.node_id.clone(),
-            until: core.lease_until(webhook, now),
-        });
-        if lease.is_some() {
-            reservations.push(reservation);
-        }
-        deliveries.push((delivery, lease));
-    }
-    let (reply, answer) = oneshot::channel();
-    let op = Op::Publish {
-        publish: NewPublish { event, deliveries },
-        dispatch: true,
-        reservations,
-        reply,
-    };
-    core.writes
-        .send(op)
-        .await
-        .map_err(|_| EngineError::ShuttingDown)?;
-    Ok(answer.await.map_err(|_| EngineError::ShuttingDown)??)
-}
-
 /// The running engine. Cheap to clone; every clone drives the same engine.
 #[derive(Clone, Debug)]
 pub struct Engine {
@@ -383,21 +136,21 @@ impl Engine {
             config.global_concurrency.max(8),
             config.global_concurrency.max(8) * 2,
         )?;
-        let (writes, queue) = mpsc::channel(config.max_batch * 8);
+        let (writes, queue) = Writes::channel(config.max_batch * 8);
         let core = Arc::new(Core {
             dispatcher: Dispatcher::new(
                 config.global_concurrency,
                 config.lane_concurrency,
                 config.lane_queue,
             ),
-            cache: WebhookCache::new(Duration::from_secs(2)),
+            webhooks: Cache::new(WEBHOOK_TTL, CACHED),
+            subscriptions: Cache::new(SUBSCRIPTIONS_TTL, CACHED),
             store,
             sender,
             writes,
             wake: Notify::new(),
             shutdown: CancellationToken::new(),
             system_project,
-            generation: std::sync::atomic::AtomicU64::new(0),
             runtime: tokio::runtime::Handle::current(),
             account_secret: std::sync::Mutex::new((
                 config.account_secret.clone(),
@@ -427,15 +180,13 @@ impl Engine {
         })
     }
 
-    /// Commits the event with one delivery per webhook given (the caller has matched them),
-    /// answering once it is durable; the deliveries are then sent from memory — except those of
-    /// a disabled or out-of-order webhook, which are held in the store until it is active.
-    pub async fn publish(
-        &self,
-        event: Event,
-        webhooks: &[&Webhook],
-    ) -> Result<Published, EngineError> {
-        publish(&self.core, event, webhooks).await
+    /// Publishes the event to its project's subscribed webhooks whose filter matches it,
+    /// answering once the event and one delivery per match are durable; the deliveries are
+    /// then sent from memory — except those of a disabled or out-of-order webhook, which are
+    /// held in the store until it is active. An event id seen before is answered with the
+    /// first event ([`Published::Duplicate`]) and creates nothing.
+    pub async fn publish(&self, event: Event) -> Result<Published, EngineError> {
+        crate::publish::publish(&self.core, event).await
     }
 
     /// Sends one event to one webhook now, whatever its filter and status, and returns the
@@ -453,125 +204,19 @@ impl Engine {
         let engine = self.clone();
         let webhook = webhook.clone();
         tokio::spawn(async move {
-            engine
-                .send_now_here(&webhook, event_type, data, trigger)
-                .await
+            let attempt =
+                crate::trigger::send_now(&engine.core, &webhook, event_type, data, trigger).await?;
+            engine.webhook_changed(&webhook.id);
+            Ok(attempt)
         })
         .await
         .map_err(|_| EngineError::ShuttingDown)?
     }
 
-    async fn send_now_here(
-        &self,
-        webhook: &Webhook,
-        event_type: Option<EventTypeName>,
-        data: Value,
-        trigger: AttemptTrigger,
-    ) -> Result<Attempt, EngineError> {
-        let core = &self.core;
-        let now = time::now();
-        let name = match (event_type, trigger) {
-            (Some(name), _) => name,
-            (None, AttemptTrigger::Validation) => {
-                let project = core.store.project(&webhook.project_id).await?;
-                validation_event_name(&project, webhook, &core.config.validation_event)
-            }
-            (None, _) => {
-                EventTypeName::parse("webhook.test").unwrap_or_else(|_| out_of_order_type())
-            }
-        };
-        let event = Event {
-            id: EventId::generate(),
-            project_id: webhook.project_id.clone(),
-            event_type: name,
-            occurred_at: now,
-            data,
-            actor: None,
-            created_at: now,
-        };
-        let delivery = Delivery::new(
-            webhook.project_id.clone(),
-            event.id.clone(),
-            webhook.id.clone(),
-            now,
-        );
-        // Leased to this node, but not handed to a lane: it is sent right here.
-        let lease = Lease {
-            owner: core.config.node_id.clone(),
-            until: core.lease_until(webhook, now),
-        };
-        let (reply, answer) = oneshot::channel();
-        let publish = NewPublish {
-            event: event.clone(),
-            deliveries: vec![(delivery.clone(), Some(lease.clone()))],
-        };
-        core.writes
-            .send(Op::Publish {
-                publish,
-                dispatch: false,
-                reservations: Vec::new(),
-                reply,
-            })
-            .await
-            .map_err(|_| EngineError::ShuttingDown)?;
-        answer.await.map_err(|_| EngineError::ShuttingDown)??;
-
-        let entry = crate::cache::WebhookEntry {
-            webhook: webhook.clone(),
-            policy: core.config.default_retry.clone(),
-            last: std::sync::Mutex::new((None, None)),
-        };
-        let job = Job {
-            delivery,
-            event: Arc::new(Outbound::new(event)),
-            lease_until: lease.until,
-        };
-        let (attempt, _) = crate::attempt::try_once(core, &entry, &job, trigger).await;
-        let webhook_change = if attempt.succeeded {
-            match trigger {
-                AttemptTrigger::Validation => Some(StatusChange {
-                    from: vec![WebhookStatus::Pending],
-                    to: WebhookStatus::Active,
-                    reason: "activated: the validation event succeeded".into(),
-                }),
-                AttemptTrigger::Manual => Some(StatusChange {
-                    from: vec![WebhookStatus::OutOfOrder],
-                    to: WebhookStatus::Active,
-                    reason: "reactivated: Trigger now succeeded".into(),
-                }),
-                AttemptTrigger::Scheduled => None,
-            }
-        } else if attempt.status() == Some(410) {
-            Some(crate::attempt::gone(&core.config.node_id))
-        } else {
-            None
-        };
-        let record = AttemptRecord {
-            webhook_change,
-            ..AttemptRecord::settling(
-                attempt.clone(),
-                core.config.node_id.clone(),
-                job.event.id.clone(),
-            )
-        };
-        let (reply, answer) = oneshot::channel();
-        core.writes
-            .send(Op::Record {
-                record,
-                reply: Some(reply),
-            })
-            .await
-            .map_err(|_| EngineError::ShuttingDown)?;
-        answer.await.map_err(|_| EngineError::ShuttingDown)??;
-        self.webhook_changed(&webhook.id);
-        Ok(attempt)
-    }
-
     /// A webhook was just created: cached lists of webhooks are stale. It has no deliveries
     /// yet, so there is nothing for the poller to look for. (Every change starts here too.)
     pub fn webhook_created(&self, id: &WebhookId) {
-        self.core.bump();
-        self.core.cache.invalidate(id);
+        self.core.webhook_changed(id);
     }
 
     /// A webhook was changed through this node: forget the cached copy; if it can no longer
@@ -594,22 +239,11 @@ impl Engine {
         });
     }
 
-    /// Changes whenever a webhook changed through this node (created, updated, disabled, gone
-    /// out of order, deleted): a cache of webhooks taken at another value is stale.
-    pub fn webhooks_generation(&self) -> u64 {
-        self.core
-            .generation
-            .load(std::sync::atomic::Ordering::Acquire)
-    }
-
     /// Replaces the installation's account-level secret (an admin's rotation). Deliveries signed
     /// with it switch at once on this node, and on the others once they read it again
     /// (within two seconds): its schemes carry one signature, so there is no grace period.
     pub async fn rotate_account_secret(&self, secret: SigningSecret) -> Result<(), EngineError> {
         self.core.store.set_account_secret(&secret).await?;
-        self.core
-            .account_rotations
-            .fetch_add(1, std::sync::atomic::Ordering::AcqRel);
         self.core.remember_account_secret(secret);
         Ok(())
     }
@@ -661,10 +295,7 @@ impl Engine {
                 "sends still in flight at the shutdown deadline; their leases will expire"
             );
         }
-        let (done, stopped) = oneshot::channel();
-        if core.writes.send(Op::Stop(done)).await.is_ok() {
-            let _ = stopped.await;
-        }
+        core.writes.stop().await;
         let tasks: Vec<JoinHandle<()>> = std::mem::take(
             &mut *self
                 .tasks

@@ -9,8 +9,8 @@ use herald_core::webhook::WebhookStatus;
 use herald_store::Lease;
 
 use crate::dispatcher::Job;
-use crate::engine::Core;
 use crate::request::Outbound;
+use crate::shared::Core;
 
 pub(crate) async fn run(core: Arc<Core>) {
     loop {
@@ -41,7 +41,9 @@ pub(crate) async fn poll_once(core: &Arc<Core>) -> herald_store::StoreResult<usi
         let full_page = page.len() == PAGE as usize;
         after = page.last().cloned();
         for webhook in page {
-            claimed += claim_for(core, webhook, now).await?;
+            use tracing::Instrument as _;
+            let span = tracing::info_span!("claim", webhook_id = %webhook, claimed = tracing::field::Empty);
+            claimed += claim_for(core, webhook, now).instrument(span).await?;
         }
         if !full_page {
             return Ok(claimed);
@@ -62,11 +64,7 @@ async fn claim_for(
     if room.count() == 0 {
         return Ok(0);
     }
-    let Some(entry) = core
-        .cache
-        .get(core.store.as_ref(), &core.config.default_retry, &webhook)
-        .await?
-    else {
+    let Some(entry) = core.webhook(&webhook).await? else {
         return Ok(0);
     };
     if entry.webhook.status != WebhookStatus::Active {
@@ -93,6 +91,7 @@ async fn claim_for(
         })
         .collect();
     let claimed = jobs.len();
+    tracing::Span::current().record("claimed", claimed);
     let filled = claimed == room.count();
     core.dispatcher.submit(core, jobs, vec![room]);
     if filled {

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use herald_core::time;
 
-use crate::engine::Core;
+use crate::shared::Core;
 
 pub(crate) async fn run(core: Arc<Core>) {
     loop {

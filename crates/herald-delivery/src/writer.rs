@@ -11,30 +11,12 @@ use std::sync::Arc;
 
 use herald_store::{AttemptRecord, NewPublish, Published, StoreError, StoreResult};
 use tokio::sync::{mpsc, oneshot};
+use tracing::Instrument as _;
 
 use crate::dispatcher::{Job, Reservation};
-use crate::engine::Core;
 use crate::request::Outbound;
-
-pub(crate) enum Op {
-    Publish {
-        publish: NewPublish,
-        /// Whether the publish's leased deliveries go to their lanes once committed (a Trigger
-        /// now sends its one delivery itself), in the lane room the reservations hold. Their
-        /// jobs are made then, from the committed publish: its deliveries and its event move
-        /// into them instead of being cloned for them beforehand.
-        dispatch: bool,
-        reservations: Vec<Reservation>,
-        reply: oneshot::Sender<StoreResult<Published>>,
-    },
-    Record {
-        record: AttemptRecord,
-        /// Told once the record is committed, for callers that wait (Trigger now).
-        reply: Option<oneshot::Sender<StoreResult<()>>>,
-    },
-    /// Everything queued before this is committed; then the writer stops.
-    Stop(oneshot::Sender<()>),
-}
+use crate::shared::Core;
+use crate::writes::Op;
 
 /// Runs the writer on a thread of its own, with a single-threaded runtime, so its turn after
 /// each round trip to the store does not wait behind the sends its last commit released. The
@@ -83,7 +65,11 @@ pub(crate) async fn run(core: Arc<Core>, mut queue: mpsc::Receiver<Op>) {
             .iter()
             .position(|op| matches!(op, Op::Stop(_)))
             .map(|i| batch.remove(i));
-        commit(&core, std::mem::take(&mut batch)).await;
+        // Every line logged about this batch carries its size.
+        let span = tracing::info_span!("commit", writes = batch.len());
+        commit(&core, std::mem::take(&mut batch))
+            .instrument(span)
+            .await;
         if let Some(Op::Stop(done)) = stop {
             let _ = done.send(());
             return;
@@ -156,15 +142,14 @@ async fn commit(core: &Arc<Core>, ops: Vec<Op>) {
             }
             for (record, reply) in records.iter().zip(after_record) {
                 if record.webhook_change.is_some() {
-                    core.bump();
-                    core.cache.invalidate(&record.attempt.webhook_id);
+                    core.webhook_changed(&record.attempt.webhook_id);
                 }
                 if let Some(reply) = reply {
                     let _ = reply.send(Ok(()));
                 }
             }
             for webhook in committed.out_of_order {
-                core.went_out_of_order(webhook);
+                crate::publish::went_out_of_order(core, webhook);
             }
             // Freeing a batch (every event's data, every attempt's headers and body) is a few
             // percent of the writer's time; a runtime worker does it, off the serial step.
@@ -173,7 +158,8 @@ async fn commit(core: &Arc<Core>, ops: Vec<Op>) {
         Err(e) if publishes.len() + records.len() > 1 => {
             tracing::warn!(error = %e, writes = publishes.len() + records.len(), "group commit failed; committing one by one");
             for op in rejoin(publishes, after_publish, records, after_record) {
-                Box::pin(commit(core, vec![op])).await;
+                let span = tracing::info_span!("commit", writes = 1);
+                Box::pin(commit(core, vec![op])).instrument(span).await;
             }
         }
         Err(e) => {
@@ -222,15 +208,26 @@ fn fail(ops: Vec<Op>, error: StoreError) {
     let error = Arc::new(error);
     for op in ops {
         match op {
-            Op::Publish { reply, .. } => {
+            Op::Publish { publish, reply, .. } => {
+                tracing::warn!(
+                    event_id = publish.event.id.as_str(),
+                    "publish not committed"
+                );
                 let _ = reply.send(Err(StoreError::Shared(error.clone())));
             }
-            Op::Record {
-                reply: Some(reply), ..
-            } => {
-                let _ = reply.send(Err(StoreError::Shared(error.clone())));
+            Op::Record { record, reply } => {
+                let attempt = &record.attempt;
+                tracing::warn!(
+                    webhook_id = %attempt.webhook_id,
+                    delivery_id = %attempt.delivery_id,
+                    attempt_id = %attempt.id,
+                    "attempt record not committed; the lease will expire and the delivery be tried again"
+                );
+                if let Some(reply) = reply {
+                    let _ = reply.send(Err(StoreError::Shared(error.clone())));
+                }
             }
-            Op::Record { reply: None, .. } | Op::Stop(_) => {}
+            Op::Stop(_) => {}
         }
     }
 }

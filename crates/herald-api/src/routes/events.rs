@@ -1,13 +1,11 @@
 //! `/v1/projects/{project}/events`: publishing, and reading events and their deliveries.
 //!
-//! Publishing validates the event (known, unarchived type; data matching the type's schema),
-//! matches it against the project's subscribed webhooks (active, disabled, out of order: a
-//! paused webhook's delivery is held until it is active again), and answers 202 only once the
-//! event and one delivery per matching webhook are committed. An event `id` is an idempotency
+//! Publishing validates the event (known, unarchived type; data matching the type's schema) and
+//! hands it to the engine, which matches it against the project's subscribed webhooks (active,
+//! disabled, out of order: a paused webhook's delivery is held until it is active again); the
+//! answer is 202 only once the event and one delivery per matching webhook are committed. An event `id` is an idempotency
 //! key: sending it again with the same type and data returns the first event and creates
 //! nothing; with another type or data it is refused (409).
-
-use std::sync::Arc;
 
 use axum::Json;
 use axum::extract::{Path, State};
@@ -176,22 +174,7 @@ pub async fn publish(
         actor: input.actor.map(Actor::validate).transpose()?,
         created_at: now,
     };
-    let generation = state.engine.webhooks_generation();
-    let (_, subscribed) = state
-        .lookups
-        .webhooks
-        .get_fresh(&project.id, |(seen, _)| *seen == generation, async {
-            Ok::<_, StoreError>((
-                generation,
-                Arc::new(state.store.subscribed_webhooks(&project.id).await?),
-            ))
-        })
-        .await?;
-    let matching: Vec<_> = subscribed
-        .iter()
-        .filter(|w| w.filter.matches(&event.event_type))
-        .collect();
-    match state.engine.publish(event.clone(), &matching).await? {
+    match state.engine.publish(event.clone()).await? {
         Published::Created => {
             tracing::debug!(event_id = event.id.as_str(), "published");
             Ok((StatusCode::ACCEPTED, Json(EventView::from(event))).into_response())
