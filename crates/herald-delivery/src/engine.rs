@@ -18,7 +18,7 @@ use herald_core::project::{Project, ProjectName};
 use herald_core::secret::SigningSecret;
 use herald_core::time::{self, Timestamp};
 use herald_core::webhook::{RetryPolicy, Webhook, WebhookStatus};
-use herald_store::{AttemptRecord, Lease, NewPublish, Published, StatusChange, Store, StoreError};
+use herald_store::{AttemptRecord, Lease, NewPublish, Published, Store, StoreError};
 use ipnet::IpNet;
 use serde_json::{Value, json};
 use tokio::sync::{Notify, mpsc, oneshot};
@@ -526,34 +526,8 @@ impl Engine {
             event: Arc::new(Outbound::new(event)),
             lease_until: lease.until,
         };
-        let (attempt, _) = crate::attempt::try_once(core, &entry, &job, trigger).await;
-        let webhook_change = if attempt.succeeded {
-            match trigger {
-                AttemptTrigger::Validation => Some(StatusChange {
-                    from: vec![WebhookStatus::Pending],
-                    to: WebhookStatus::Active,
-                    reason: "activated: the validation event succeeded".into(),
-                }),
-                AttemptTrigger::Manual => Some(StatusChange {
-                    from: vec![WebhookStatus::OutOfOrder],
-                    to: WebhookStatus::Active,
-                    reason: "reactivated: Trigger now succeeded".into(),
-                }),
-                AttemptTrigger::Scheduled => None,
-            }
-        } else if attempt.status() == Some(410) {
-            Some(crate::attempt::gone(&core.config.node_id))
-        } else {
-            None
-        };
-        let record = AttemptRecord {
-            webhook_change,
-            ..AttemptRecord::settling(
-                attempt.clone(),
-                core.config.node_id.clone(),
-                job.event.id.clone(),
-            )
-        };
+        let (attempt, retry_after) = crate::attempt::try_once(core, &entry, &job, trigger).await;
+        let record = crate::attempt::decide(core, &entry, &job, attempt.clone(), retry_after);
         let (reply, answer) = oneshot::channel();
         core.writes
             .send(Op::Record {
