@@ -10,6 +10,8 @@
 //! - [`project`], [`event_type`], [`event`], [`webhook`], [`delivery`], [`api_key`]: the concepts
 //!   of DESIGN.md, one module each.
 //! - [`filter`]: which event types a webhook subscribes to.
+//! - [`retry`], [`decision`]: the retry schedule, and what follows an attempt (retry, give up,
+//!   change the webhook's status).
 //! - [`shape`]: payload formats, signing schemes and the presets that name a pair of them.
 //! - [`payload`]: rendering one try of a delivery in its webhook's format.
 //! - [`signing`]: the headers that authenticate a request, per signing scheme.
@@ -22,6 +24,7 @@
 pub mod api_key;
 pub mod attempt;
 pub mod auth;
+pub mod decision;
 pub mod delivery;
 pub mod event;
 pub mod event_type;

@@ -1,20 +1,19 @@
 //! One try of one delivery: prepare the request, send it, decide what follows, and queue the
 //! record for the group commit.
 //!
-//! The decision: a 2xx succeeds; `410 Gone` fails the delivery and disables the webhook at once
-//! (Standard Webhooks' rule); anything else retries on the webhook's policy — or at the time the
-//! receiver asked for with `Retry-After` on 429/503, within bounds — until the policy gives up,
-//! which counts toward the webhook going out of order.
+//! The decision — a 2xx succeeds; `410 Gone` fails the delivery and disables the webhook;
+//! anything else retries on the webhook's policy or at the receiver's `Retry-After` until the
+//! policy gives up — is herald-core's ([`herald_core::decision`]); this module gives it the
+//! clock and the randomness.
 
 use std::sync::Arc;
 
 use herald_core::attempt::{Attempt, AttemptError, AttemptTrigger, ErrorKind, SentRequest};
-use herald_core::delivery::DeliveryStatus;
+use herald_core::decision::{self, AttemptOutcome, AttemptRecord, RetryRules};
 use herald_core::id::AttemptId;
-use herald_core::retry::{self, AfterFailure};
+use herald_core::retry::RetryAfter;
 use herald_core::time;
 use herald_core::webhook::WebhookStatus;
-use herald_store::{AttemptRecord, OutOfOrderRule, StatusChange};
 
 use crate::dispatcher::Job;
 use crate::request::{Try, prepare_outbound};
@@ -147,7 +146,8 @@ pub(crate) async fn try_once(
     (attempt, outcome.retry_after)
 }
 
-/// What follows a scheduled attempt.
+/// What follows an attempt, scheduled or sent now: decided by herald-core
+/// ([`decision::decide`]) with this node's clock and a random draw for the retry's jitter.
 pub(crate) fn decide(
     core: &Core,
     entry: &WebhookEntry,
@@ -155,75 +155,25 @@ pub(crate) fn decide(
     attempt: Attempt,
     retry_after: Option<std::time::Duration>,
 ) -> AttemptRecord {
-    let policy = &entry.policy;
-    let rule = OutOfOrderRule {
-        after_failed_deliveries: policy.out_of_order_after_failures,
-        after_hours: policy.out_of_order_after_hours,
-    };
-    let base = AttemptRecord::settling(attempt, core.config.node_id.clone(), job.event.id.clone());
-    if base.attempt.succeeded {
-        return base;
-    }
-    if base.attempt.status() == Some(410) {
-        return AttemptRecord {
-            delivery_status: DeliveryStatus::Failed,
-            webhook_change: Some(gone(&core.config.node_id)),
-            ..base
-        };
-    }
-    if base.attempt.error.as_ref().map(|e| e.kind) == Some(ErrorKind::RefusedByPolicy) {
-        // Where Herald may send does not change between tries: trying again would only be
-        // refused again, for ever. The delivery fails now, with the reason on its attempt. It
-        // does not count toward out of order: one DNS answer pointing somewhere private should
-        // not stop a webhook whose other deliveries go through.
-        return AttemptRecord {
-            delivery_status: DeliveryStatus::Failed,
-            ..base
-        };
-    }
-    let retry_after = retry_after.map(|d| {
-        d.clamp(
-            std::time::Duration::from_secs(1),
-            core.config.max_retry_after,
-        )
-    });
     let webhook = &entry.webhook;
-    match retry::after_failure(
-        policy,
-        base.attempt.number,
+    let rules = RetryRules {
+        policy: &entry.policy,
+        retry_after: RetryAfter::for_webhook(webhook.retry_policy.as_ref(), webhook.shape.preset),
+        max_retry_after: core.config.max_retry_after,
+    };
+    let decision = decision::decide(
+        &AttemptOutcome::of(&attempt, retry_after),
+        &rules,
+        &core.config.node_id,
+        time::now(),
         rand::random::<f64>(),
-        retry_after,
-        retry::RetryAfter::for_webhook(webhook.retry_policy.as_ref(), webhook.shape.preset),
-    ) {
-        AfterFailure::RetryIn(delay) => AttemptRecord {
-            delivery_status: DeliveryStatus::Retrying,
-            next_attempt_at: Some(time::from_millis(
-                time::now().timestamp_millis()
-                    + i64::try_from(delay.as_millis()).unwrap_or(i64::MAX / 2),
-            )),
-            out_of_order: Some(rule),
-            ..base
-        },
-        AfterFailure::GiveUp => AttemptRecord {
-            delivery_status: DeliveryStatus::Failed,
-            delivery_exhausted: true,
-            out_of_order: Some(rule),
-            ..base
-        },
-    }
-}
-
-/// `410 Gone`: the receiver says the endpoint is gone for good.
-pub(crate) fn gone(node: &str) -> StatusChange {
-    StatusChange {
-        from: vec![
-            WebhookStatus::Active,
-            WebhookStatus::Pending,
-            WebhookStatus::OutOfOrder,
-        ],
-        to: WebhookStatus::Disabled,
-        reason: format!("disabled by Herald ({node}): the target answered 410 Gone"),
-    }
+    );
+    AttemptRecord::decided(
+        attempt,
+        core.config.node_id.clone(),
+        job.event.id.clone(),
+        decision,
+    )
 }
 
 /// Lanes run their jobs here.

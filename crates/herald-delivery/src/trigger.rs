@@ -10,8 +10,8 @@ use herald_core::delivery::Delivery;
 use herald_core::event::{Event, EventId};
 use herald_core::event_type::EventTypeName;
 use herald_core::time;
-use herald_core::webhook::{Webhook, WebhookStatus};
-use herald_store::{AttemptRecord, Lease, NewPublish, StatusChange};
+use herald_core::webhook::Webhook;
+use herald_store::{Lease, NewPublish};
 use serde_json::Value;
 use tracing::Instrument as _;
 
@@ -76,34 +76,8 @@ pub(crate) async fn send_now(
             event: Arc::new(Outbound::new(event)),
             lease_until: lease.until,
         };
-        let (attempt, _) = crate::attempt::try_once(core, &entry, &job, trigger).await;
-        let webhook_change = if attempt.succeeded {
-            match trigger {
-                AttemptTrigger::Validation => Some(StatusChange {
-                    from: vec![WebhookStatus::Pending],
-                    to: WebhookStatus::Active,
-                    reason: "activated: the validation event succeeded".into(),
-                }),
-                AttemptTrigger::Manual => Some(StatusChange {
-                    from: vec![WebhookStatus::OutOfOrder],
-                    to: WebhookStatus::Active,
-                    reason: "reactivated: Trigger now succeeded".into(),
-                }),
-                AttemptTrigger::Scheduled => None,
-            }
-        } else if attempt.status() == Some(410) {
-            Some(crate::attempt::gone(&core.config.node_id))
-        } else {
-            None
-        };
-        let record = AttemptRecord {
-            webhook_change,
-            ..AttemptRecord::settling(
-                attempt.clone(),
-                core.config.node_id.clone(),
-                job.event.id.clone(),
-            )
-        };
+        let (attempt, retry_after) = crate::attempt::try_once(core, &entry, &job, trigger).await;
+        let record = crate::attempt::decide(core, &entry, &job, attempt.clone(), retry_after);
         core.writes.record_and_wait(record).await?;
         Ok(attempt)
     }

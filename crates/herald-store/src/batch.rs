@@ -60,21 +60,15 @@ pub(crate) fn fold<'a>(
     out
 }
 
-/// Whether a webhook with these counters has crossed its out-of-order thresholds.
+/// Whether a webhook with these counters has crossed its out-of-order thresholds (decided in
+/// herald-core, with the rule).
 pub(crate) fn is_out_of_order(
     rule: &OutOfOrderRule,
     failed_deliveries_in_a_row: i64,
     failing_since_ms: Option<i64>,
     now_ms: i64,
 ) -> bool {
-    let by_count = rule
-        .after_failed_deliveries
-        .is_some_and(|n| failed_deliveries_in_a_row >= i64::from(n));
-    let by_time = match (rule.after_hours, failing_since_ms) {
-        (Some(hours), Some(since)) => now_ms - since >= i64::from(hours) * 3_600_000,
-        _ => false,
-    };
-    by_count || by_time
+    rule.is_crossed(failed_deliveries_in_a_row, failing_since_ms, now_ms)
 }
 
 #[cfg(test)]

@@ -42,6 +42,9 @@ pub mod sqlite;
 #[cfg(feature = "testing")]
 pub mod testing;
 
+// What an attempt decided is herald-core's (`decision`); the store records it.
+pub use herald_core::decision::{AttemptRecord, OutOfOrderRule, StatusChange};
+
 /// The database behind a store.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Backend {
@@ -200,62 +203,6 @@ pub enum Discarded {
     Count(u64),
     /// The webhook is in this status, which holds nothing (active, or pending validation).
     NotHeld(WebhookStatus),
-}
-
-/// A webhook status change that applies only from the listed statuses.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct StatusChange {
-    pub from: Vec<WebhookStatus>,
-    pub to: WebhookStatus,
-    pub reason: String,
-}
-
-/// The thresholds after which a webhook whose deliveries keep failing goes out of order.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct OutOfOrderRule {
-    pub after_failed_deliveries: Option<u32>,
-    pub after_hours: Option<u32>,
-}
-
-/// One finished attempt to record, with what it decided.
-#[derive(Clone, Debug)]
-pub struct AttemptRecord {
-    pub attempt: Attempt,
-    /// The node that made the attempt under its lease. The delivery is updated only while it
-    /// is still pending or retrying and not leased to another node, so a late record from a
-    /// node whose lease expired cannot undo what the next holder did.
-    pub lease_owner: String,
-    pub event_id: EventId,
-    /// The delivery's state after this attempt, and when it is due again.
-    pub delivery_status: DeliveryStatus,
-    pub next_attempt_at: Option<Timestamp>,
-    /// e.g. `410 Gone` disables the webhook; a successful validation activates it.
-    pub webhook_change: Option<StatusChange>,
-    /// Whether this attempt was the delivery's last (it has now failed for good).
-    pub delivery_exhausted: bool,
-    /// The webhook's out-of-order thresholds, checked after a failed scheduled attempt.
-    pub out_of_order: Option<OutOfOrderRule>,
-}
-
-impl AttemptRecord {
-    /// The record of an attempt that settles its delivery: succeeded if the attempt did,
-    /// failed if not; no retry, no change to the webhook. Callers set what else follows.
-    pub fn settling(attempt: Attempt, lease_owner: String, event_id: EventId) -> Self {
-        Self {
-            delivery_status: if attempt.succeeded {
-                DeliveryStatus::Succeeded
-            } else {
-                DeliveryStatus::Failed
-            },
-            attempt,
-            lease_owner,
-            event_id,
-            next_attempt_at: None,
-            webhook_change: None,
-            delivery_exhausted: false,
-            out_of_order: None,
-        }
-    }
 }
 
 /// What a group commit did.
